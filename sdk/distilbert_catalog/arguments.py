@@ -1,0 +1,129 @@
+"""Component arguments, defined once.
+
+Each catalog component's inputs are the fields of a few dataclasses. ``HfArgumentParser`` turns
+them into the component's command line, and :mod:`distilbert_catalog.specs` turns the same fields
+into the ``inputs:`` and ``command:`` of its ``spec.yaml``; a test proves the committed YAML is
+exactly what the dataclasses generate. Field metadata: ``help`` (the description), ``type`` (the
+Azure ML input type when it is not implied by the Python type, e.g. ``uri_folder``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, dataclass, field
+from typing import Literal, Optional
+
+
+def arg(default, help: str, azure_type: str | None = None):
+    """A component input: ``default`` (``MISSING`` for a required input), description, type."""
+    metadata = {"help": help}
+    if azure_type:
+        metadata["type"] = azure_type
+    return field(metadata=metadata) if default is MISSING else field(default=default,
+                                                                     metadata=metadata)
+
+
+@dataclass
+class ModelArgs:
+    model_name: Optional[str] = arg(
+        "distilbert-base-uncased",
+        "Hugging Face hub id of the model to start from; used when no model folder is given.")
+    pytorch_model_path: Optional[str] = arg(
+        None, "A Hugging Face model folder (e.g. the pytorch_model_folder of an earlier job).",
+        "custom_model")
+    mlflow_model_path: Optional[str] = arg(
+        None, "An MLflow model folder written by this catalog; takes precedence over the others.",
+        "mlflow_model")
+
+    @property
+    def model(self) -> str:
+        return self.mlflow_model_path or self.pytorch_model_path or self.model_name
+
+
+@dataclass
+class DatasetArgs:
+    dataset_name: Optional[str] = arg(
+        None, "Hugging Face hub dataset name, used when no local data folder is given.")
+    dataset_config: Optional[str] = arg(None, "Hub dataset configuration name, if any.")
+
+
+@dataclass
+class FinetuneDataArgs(DatasetArgs):
+    train_data: Optional[str] = arg(
+        None, "Training data: a jsonl/csv/parquet file or a folder of them. In a folder, files "
+        "named after the split (train.jsonl, validation.jsonl) are picked.", "uri_folder")
+    validation_data: Optional[str] = arg(
+        None, "Validation data (file or folder). Default: the validation split of train_data or "
+        "of the hub dataset, when there is one.", "uri_folder")
+    train_split: str = arg("train", "Split to train on.")
+    validation_split: str = arg("validation", "Split to validate on.")
+
+
+@dataclass
+class EvaluateDataArgs(DatasetArgs):
+    test_data: Optional[str] = arg(
+        None, "Test data: a jsonl/csv/parquet file or a folder of them.", "uri_folder")
+    test_split: str = arg("test", "Split to evaluate on.")
+
+
+@dataclass
+class TrainingArgs:
+    num_train_epochs: float = arg(3.0, "Number of training epochs.")
+    max_steps: int = arg(-1, "If positive, stop after this many optimisation steps.")
+    learning_rate: float = arg(2e-5, "Peak learning rate of the AdamW optimiser.")
+    per_device_train_batch_size: int = arg(16, "Training batch size per device.")
+    per_device_eval_batch_size: int = arg(32, "Evaluation batch size per device.")
+    gradient_accumulation_steps: int = arg(1, "Batches to accumulate before each optimiser step.")
+    warmup_ratio: float = arg(0.0, "Share of training steps spent warming up the learning rate.")
+    weight_decay: float = arg(0.0, "AdamW weight decay.")
+    lr_scheduler_type: Literal["linear", "cosine", "constant", "constant_with_warmup"] = arg(
+        "linear", "Learning-rate schedule.")
+    seed: int = arg(42, "Random seed for initialisation and data order.")
+    precision: Literal["auto", "fp32", "bf16"] = arg(
+        "auto", "Numeric precision; auto picks bf16 only on hardware with native bf16 support.")
+    early_stopping: bool = arg(False, "Stop when metric_for_best_model stops improving.")
+    early_stopping_patience: int = arg(1, "Evaluations without improvement before stopping.")
+    metric_for_best_model: Optional[str] = arg(
+        None, "Validation metric that picks the best checkpoint (default: the task's, e.g. "
+        "accuracy for classification, loss for question answering).")
+    resume_from_checkpoint: Optional[str] = arg(
+        None, "A Trainer checkpoint folder (or a folder of checkpoint-N folders) to resume from.",
+        "uri_folder")
+    save_total_limit: int = arg(1, "How many checkpoints to keep.")
+
+
+@dataclass
+class EvaluationArgs:
+    batch_size: int = arg(32, "Inference batch size.")
+    precision: Literal["auto", "fp32", "bf16"] = arg(
+        "auto", "Numeric precision; auto picks bf16 only on hardware with native bf16 support.")
+
+
+@dataclass
+class CardArgs:
+    evaluation_result: str = arg(MISSING, "Evaluation output folder holding metrics.json.",
+                                 "uri_folder")
+    training_result: Optional[str] = arg(
+        None, "Fine-tuning metrics folder (metrics.json with the training config).", "uri_folder")
+    model_display_name: str = arg("distilbert-base-uncased", "Model name shown on the card.")
+    card_template: Optional[str] = arg(
+        None, "A folder with card.md.j2 and metadata.yaml to use instead of the catalog's.",
+        "uri_folder")
+
+
+# --- task-specific columns and sequence settings ------------------------------------------
+@dataclass
+class TextClassificationArgs:
+    text_key: str = arg("text", "Column holding the input text.")
+    label_key: str = arg("label", "Column holding the label (class id or label name).")
+    label_names: Optional[str] = arg(
+        None, "Comma-separated label names for integer labels, in id order "
+        "(e.g. sadness,joy,love,anger,fear,surprise). Default: names stored with the dataset.")
+    max_seq_length: int = arg(128, "Maximum tokens per input; longer texts are truncated.")
+
+    @property
+    def keys(self) -> dict[str, str]:
+        return {"text_key": self.text_key, "label_key": self.label_key}
+
+    @property
+    def labels(self) -> list[str] | None:
+        return [n.strip() for n in self.label_names.split(",")] if self.label_names else None

@@ -1,0 +1,87 @@
+"""Model cards: Jinja2 templates rendered from metrics.json, strictly.
+
+A card template folder holds ``card.md.j2`` (plus any partials it includes, e.g. one evaluation
+section per task) and ``metadata.yaml`` (what the catalog says about the model: summary, intended
+use, limitations, license). Rendering uses ``StrictUndefined``: a metric the template asks for and
+the metrics file lacks is an error, never an empty cell.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from .metrics_file import read_metrics
+
+DEFAULT_MODEL = "distilbert-base-uncased"
+
+
+def default_template_dir(model: str = DEFAULT_MODEL) -> Path:
+    """The catalog's card folder for ``model``: $DISTILBERT_CARDS_DIR or the repo's model_cards/."""
+    roots = [Path(os.environ["DISTILBERT_CARDS_DIR"])] if os.environ.get("DISTILBERT_CARDS_DIR") \
+        else []
+    roots.append(Path(__file__).resolve().parents[2] / "model_cards")
+    for root in roots:
+        if (root / model / "card.md.j2").exists():
+            return root / model
+    raise FileNotFoundError(f"no model card template for {model} under {[str(r) for r in roots]}"
+                            "; pass card_template or set DISTILBERT_CARDS_DIR")
+
+
+@dataclass
+class CardData:
+    """Everything a card template may use."""
+
+    model_name: str
+    metadata: dict[str, Any]
+    evaluation: dict[str, Any]
+    training: dict[str, Any] | None = None
+    sample: dict[str, Any] | None = None
+    images: dict[str, str] = field(default_factory=dict)
+
+
+def load_card_data(model_name: str, template_dir: Path, evaluation_dir: Path,
+                   training_dir: Path | None = None) -> CardData:
+    evaluation = read_metrics(evaluation_dir)
+    training = read_metrics(training_dir) if training_dir else None
+    sample_name = evaluation["artifacts"].get("sample")
+    sample = None
+    if sample_name:
+        sample = json.loads((Path(evaluation_dir) / sample_name).read_text())
+    images = {name: rel for name, rel in evaluation["artifacts"].items() if rel.endswith(".png")}
+    with open(template_dir / "metadata.yaml") as f:
+        metadata = yaml.safe_load(f)
+    return CardData(model_name, metadata, evaluation, training, sample, images)
+
+
+def render_card(data: CardData, template_dir: Path) -> str:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template_dir)),
+                             undefined=jinja2.StrictUndefined, autoescape=False,
+                             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    env.filters["pct"] = lambda v, digits=1: f"{100 * float(v):.{digits}f}%"
+    env.filters["num"] = lambda v, digits=4: f"{float(v):.{digits}f}"
+    env.filters["tojson_pretty"] = lambda v: json.dumps(v, indent=2)
+    return env.get_template("card.md.j2").render(**asdict(data))
+
+
+def write_card(out_dir: str | Path, *, evaluation_dir: str | Path,
+               training_dir: str | Path | None = None, model_name: str = DEFAULT_MODEL,
+               template_dir: str | Path | None = None) -> Path:
+    """Render README.md into ``out_dir`` and copy the images it shows next to it."""
+    out_dir, evaluation_dir = Path(out_dir), Path(evaluation_dir)
+    template_dir = Path(template_dir) if template_dir else default_template_dir()
+    data = load_card_data(model_name, template_dir, evaluation_dir,
+                          Path(training_dir) if training_dir else None)
+    text = render_card(data, template_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for rel in data.images.values():
+        shutil.copy2(evaluation_dir / rel, out_dir / Path(rel).name)
+    (out_dir / "README.md").write_text(text)
+    return out_dir / "README.md"

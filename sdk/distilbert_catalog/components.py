@@ -1,0 +1,219 @@
+"""The catalog's components, each defined once: its arguments, outputs and spec.yaml.
+
+``components/<folder>/spec.yaml`` is generated from a :class:`Component` (``distilbert-catalog
+specs --write``) and a test proves the committed files match, so a component's YAML inputs and its
+Python arguments cannot drift. The component's ``run.py`` calls :func:`main` with its folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Sequence, get_args, get_origin
+
+import yaml
+from transformers import HfArgumentParser
+
+from . import arguments as A
+
+SCHEMA = "https://azuremlschemas.azureedge.net/latest/commandComponent.schema.json"
+VERSION = "0.1.0"
+ENVIRONMENTS = {"training": "azureml:distilbert-catalog-training@latest",
+                "inference": "azureml:distilbert-catalog-inference@latest"}
+PY_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean"}
+
+
+@dataclass(frozen=True)
+class Component:
+    folder: str                      # under components/, e.g. "finetune/text_classification"
+    display_name: str
+    description: str
+    stage: Literal["finetune", "evaluate", "card"]
+    args: tuple[type, ...]
+    outputs: dict[str, tuple[str, str]]     # name -> (Azure ML type, description)
+    task: str | None = None
+    environment: str = "training"
+    distributed: bool = False
+    includes: tuple[str, ...] = ("sdk/distilbert_catalog",)
+
+    @property
+    def name(self) -> str:
+        return "distilbert_" + self.folder.replace("/", "_")
+
+    @property
+    def path(self) -> Path:
+        return Path("components") / self.folder / "spec.yaml"
+
+
+FINETUNE_OUTPUTS = {
+    "pytorch_model_folder": ("uri_folder", "The fine-tuned Hugging Face model folder, with "
+                                           "Trainer checkpoints under checkpoints/."),
+    "mlflow_model_folder": ("mlflow_model", "The fine-tuned model as an MLflow pyfunc model."),
+    "metrics": ("uri_folder", "metrics.json with training/validation metrics and the config."),
+}
+EVALUATE_OUTPUTS = {
+    "evaluation_result": ("uri_folder", "metrics.json, predictions.jsonl, plots and a scored "
+                                        "sample request."),
+}
+
+COMPONENTS: dict[str, Component] = {c.folder: c for c in (
+    Component(
+        "finetune/text_classification", "DistilBERT fine-tune: text classification",
+        "Fine-tunes DistilBERT for single-label text classification (e.g. emotion detection on "
+        "the dair-ai/emotion schema text,label) with the Hugging Face Trainer.",
+        "finetune", (A.ModelArgs, A.FinetuneDataArgs, A.TextClassificationArgs, A.TrainingArgs),
+        FINETUNE_OUTPUTS, task="text-classification", distributed=True),
+    Component(
+        "evaluate/text_classification", "DistilBERT evaluate: text classification",
+        "Evaluates a text-classification model: accuracy, macro/micro/weighted precision, recall "
+        "and F1, per-label report, log loss, confusion matrix.",
+        "evaluate", (A.ModelArgs, A.EvaluateDataArgs, A.TextClassificationArgs, A.EvaluationArgs),
+        EVALUATE_OUTPUTS, task="text-classification", environment="inference"),
+    Component(
+        "model_card", "DistilBERT model card",
+        "Renders the catalog model card (Markdown + images) from evaluation metrics.json and the "
+        "fine-tuning config.",
+        "card", (A.CardArgs,),
+        {"model_card": ("uri_folder", "README.md model card and the images it shows.")},
+        environment="inference",
+        includes=("sdk/distilbert_catalog", "model_cards/distilbert-base-uncased")),
+)}
+
+
+# --- spec generation -----------------------------------------------------------------------
+def _input_spec(f: dataclasses.Field) -> dict[str, Any]:
+    annotation = f.type if not isinstance(f.type, str) else _resolve(f.type)
+    optional = get_origin(annotation) is typing.Union and type(None) in get_args(annotation)
+    inner = next(a for a in get_args(annotation) if a is not type(None)) if optional \
+        else annotation
+    spec: dict[str, Any] = {}
+    if get_origin(inner) is Literal:
+        spec["type"] = "string"
+        spec["enum"] = list(get_args(inner))
+    else:
+        spec["type"] = f.metadata.get("type") or PY_TYPES[inner]
+    spec["description"] = f.metadata["help"]
+    if f.default is not dataclasses.MISSING and f.default is not None:
+        spec["default"] = f.default
+    if optional:
+        spec["optional"] = True
+    return spec
+
+
+def _resolve(annotation: str):
+    return eval(annotation, {**vars(typing), **vars(A)})  # noqa: S307 - our own annotations
+
+
+def fields(component: Component) -> list[dataclasses.Field]:
+    return [f for cls in component.args for f in dataclasses.fields(cls)]
+
+
+def command(component: Component) -> list[str]:
+    """The command, one argument per item (``$[[...]]`` marks optional inputs)."""
+    parts = ["python run.py"]
+    for f in fields(component):
+        flag = f"--{f.name} ${{{{inputs.{f.name}}}}}"
+        parts.append(f"$[[{flag}]]" if _input_spec(f).get("optional") else flag)
+    parts += [f"--{name} ${{{{outputs.{name}}}}}" for name in component.outputs]
+    return parts
+
+
+def render_spec(component: Component) -> str:
+    depth = len(Path(component.folder).parts)
+    up = "../" * (depth + 1)
+    body: dict[str, Any] = {
+        "$schema": SCHEMA,
+        "type": "command",
+        "name": component.name,
+        "display_name": component.display_name,
+        "version": VERSION,
+        "description": component.description,
+        "tags": {"catalog": "distilbert", **({"task": component.task} if component.task else {})},
+        "code": ".",
+        "additional_includes": [up + inc for inc in component.includes],
+        "environment": ENVIRONMENTS[component.environment],
+    }
+    if component.distributed:
+        body["distribution"] = {"type": "pytorch"}
+        body["resources"] = {"instance_count": 1}
+    body["inputs"] = {f.name: _input_spec(f) for f in fields(component)}
+    body["outputs"] = {name: {"type": t, "description": d}
+                       for name, (t, d) in component.outputs.items()}
+    header = (f"# Generated from distilbert_catalog.components ({component.folder}); do not edit."
+              "\n# Regenerate with: distilbert-catalog specs --write\n")
+    text = yaml.safe_dump(body, sort_keys=False, width=100, allow_unicode=True)
+    lines = "\n  ".join(command(component))
+    return header + text + f"command: >-\n  {lines}\n"
+
+
+def write_specs(root: str | Path = ".", check: bool = False) -> list[Path]:
+    """Write every spec.yaml under ``root`` (or, with check, list those that differ)."""
+    changed = []
+    for component in COMPONENTS.values():
+        path = Path(root) / component.path
+        text = render_spec(component)
+        if not path.exists() or path.read_text() != text:
+            changed.append(path)
+            if not check:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
+    return changed
+
+
+# --- entry points --------------------------------------------------------------------------
+def parse(component: Component, argv: Sequence[str] | None = None):
+    """Parse a component's command line into its dataclasses and an outputs namespace."""
+    parser = HfArgumentParser(component.args, prog=component.name,
+                              description=component.description)
+    for name, (_, description) in component.outputs.items():
+        parser.add_argument(f"--{name}", required=True, help=description)
+    *parsed, outputs = parser.parse_args_into_dataclasses(
+        args=list(sys.argv[1:] if argv is None else argv))
+    return parsed, outputs
+
+
+def main(folder: str, argv: Sequence[str] | None = None) -> int:
+    """Run the component in ``components/<folder>`` with its command-line arguments."""
+    from .errors import CatalogError
+
+    component = COMPONENTS[folder]
+    parsed, outputs = parse(component, argv)
+    try:
+        if component.stage == "finetune":
+            from .training import finetune
+
+            model, data, task_args, training = parsed
+            result = finetune(component.task, model, data, task_args, training,
+                              model_dir=outputs.pytorch_model_folder,
+                              mlflow_model_dir=outputs.mlflow_model_folder,
+                              metrics_dir=outputs.metrics)
+            print(f"fine-tuned model: {result.model_dir}; metrics: {result.metrics}")
+        elif component.stage == "evaluate":
+            from .evaluation import evaluate
+
+            model, data, task_args, options = parsed
+            record = evaluate(component.task, model, data, task_args, options,
+                              outputs.evaluation_result)
+            print(f"evaluation metrics: {record['metrics']}")
+        else:
+            from .cards import write_card
+
+            (card_args,) = parsed
+            path = write_card(outputs.model_card, evaluation_dir=card_args.evaluation_result,
+                              training_dir=card_args.training_result,
+                              model_name=card_args.model_display_name,
+                              template_dir=card_args.card_template or _bundled_template())
+            print(f"model card: {path}")
+    except CatalogError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _bundled_template() -> Path | None:
+    """In an Azure ML job, additional_includes puts the card folder next to run.py."""
+    candidate = Path.cwd() / "distilbert-base-uncased"
+    return candidate if (candidate / "card.md.j2").exists() else None

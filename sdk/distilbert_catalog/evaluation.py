@@ -1,0 +1,66 @@
+"""Task-agnostic evaluation: validate data, load the model once, let the task score, write files.
+
+Outputs (one folder): ``metrics.json`` (the shared schema, see :mod:`metrics_file`),
+``predictions.jsonl`` (one row per example), task plots, and ``sample.json`` — a real request to
+the model and its real answer, for the model card.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import mlflow
+
+from .arguments import EvaluateDataArgs, EvaluationArgs, ModelArgs
+from .metrics_file import read_metrics, write_metrics
+from .packaging import load_predictor
+from .serving.requests import parse_request
+from .tasks import get_task
+from .tasks.base import EvalResult
+from .tracking import configure_tracking, log_flat
+from .training import load_split
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    with open(path, "w") as f:
+        for row in rows:
+            f.write(json.dumps(row, default=float) + "\n")
+
+
+def write_sample(out_dir: Path, predictor) -> str:
+    """Score the task's example request exactly as the endpoint would, and keep both sides."""
+    request = {"inputs": predictor.task.example_request()}
+    rows, params = parse_request(request, predictor.task)
+    sample = {"request": request, "response": predictor.predict(rows, params)}
+    (out_dir / "sample.json").write_text(json.dumps(sample, indent=2) + "\n")
+    return "sample.json"
+
+
+def evaluate(task_name: str, model: ModelArgs, data: EvaluateDataArgs, task_args,
+             options: EvaluationArgs, out_dir: str | Path) -> dict:
+    """Evaluate ``model`` on ``data``; return the metrics.json record written to ``out_dir``."""
+    task = get_task(task_name)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    settings = {**dataclasses.asdict(task_args), "labels": getattr(task_args, "labels", None)}
+    test = load_split(data.test_data, data, data.test_split)
+    test = task.prepare_data(test, task_args.keys, settings["labels"])
+    predictor = load_predictor(model.model, task_name=task.name, precision=options.precision,
+                               batch_size=options.batch_size)
+    result: EvalResult = task.evaluate(predictor, test, out_dir, settings)
+    write_jsonl(out_dir / "predictions.jsonl", result.rows)
+    artifacts = {"predictions": "predictions.jsonl", "sample": write_sample(out_dir, predictor),
+                 **result.artifacts}
+    config = {**settings, **dataclasses.asdict(options), "precision_resolved": predictor.precision}
+    path = write_metrics(out_dir, task=task.name, stage="evaluation", model=model.model,
+                         dataset=data.dataset_name or data.test_data, split=data.test_split,
+                         n_examples=len(test), metrics=result.metrics, details=result.details,
+                         artifacts=artifacts, config=config)
+    configure_tracking()
+    with mlflow.start_run(nested=mlflow.active_run() is not None):
+        mlflow.set_tags({"task": task.name, "stage": "evaluation"})
+        log_flat(result.metrics)
+        mlflow.log_artifacts(str(out_dir))
+    return read_metrics(path)

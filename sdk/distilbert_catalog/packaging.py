@@ -1,0 +1,99 @@
+"""MLflow packaging: a catalog model is an MLflow pyfunc model wrapping a :class:`Predictor`.
+
+The MLflow model folder holds the Hugging Face model as the ``model`` artifact, this package as
+code (so it loads where ``distilbert_catalog`` is not installed), a signature with the task's
+request parameters, an input example, pinned pip requirements and the task in its metadata.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from transformers import AutoConfig, AutoTokenizer
+
+from .inference import Predictor
+from .modeling import resolve_model_source
+from .tasks import get_task, task_for_config
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+#: what scoring needs at run time, pinned to the versions this model was built with
+SERVING_REQUIREMENTS = ("torch", "transformers", "tokenizers", "numpy", "pandas", "pyyaml",
+                        "scikit-learn", "mlflow")
+
+
+def load_predictor(source: str | Path, *, task_name: str | None = None, precision: str = "auto",
+                   batch_size: int = 32) -> Predictor:
+    """Load a hub id, HF folder or MLflow model folder once, ready for batched inference."""
+    model_source, metadata = resolve_model_source(source)
+    task = get_task(task_name or metadata.get("task")
+                    or task_for_config(AutoConfig.from_pretrained(model_source)))
+    tokenizer = AutoTokenizer.from_pretrained(model_source)
+    model = task.model_class().from_pretrained(model_source)
+    return Predictor(model, tokenizer, task, precision=precision, batch_size=batch_size)
+
+
+def answers_frame(answers: list) -> pd.DataFrame:
+    """One row per input: dict answers become columns; ranked lists stay one cell each."""
+    if answers and all(isinstance(a, dict) for a in answers):
+        return pd.DataFrame(answers)
+    return pd.DataFrame({"predictions": answers})
+
+
+class CatalogModel(mlflow.pyfunc.PythonModel):
+    """The pyfunc wrapper: loads the predictor once, predicts on a DataFrame of task columns."""
+
+    def load_context(self, context):
+        config = context.model_config or {}
+        self.predictor = load_predictor(context.artifacts["model"], task_name=config.get("task"),
+                                        precision=config.get("precision", "auto"),
+                                        batch_size=int(config.get("batch_size", 32)))
+
+    def predict(self, context, model_input, params=None):
+        frame = pd.DataFrame(model_input)
+        rows = frame[list(self.predictor.task.input_columns)].to_dict("records")
+        parsed = self.predictor.task.parse_params(params or {})
+        return answers_frame(self.predictor.predict(rows, parsed))
+
+
+def pinned_requirements(names=SERVING_REQUIREMENTS) -> list[str]:
+    return [f"{name}=={version(name)}" for name in names]
+
+
+def save_mlflow_model(model_dir: str | Path, mlflow_dir: str | Path, *, task_name: str | None = None,
+                      precision: str = "auto", batch_size: int = 32,
+                      extra_metadata: dict[str, Any] | None = None) -> Path:
+    """Write ``model_dir`` (a HF model folder) as an MLflow pyfunc model at ``mlflow_dir``."""
+    mlflow_dir = Path(mlflow_dir)
+    if mlflow_dir.exists() and not any(mlflow_dir.iterdir()):
+        mlflow_dir.rmdir()  # Azure ML creates output folders empty; MLflow wants to create it
+    elif mlflow_dir.exists():
+        shutil.rmtree(mlflow_dir)
+    predictor = load_predictor(model_dir, task_name=task_name, precision="fp32")
+    task = predictor.task
+    example = pd.DataFrame(task.example_request())
+    defaults = {name: p.default for name, p in task.params.items()}
+    output = answers_frame(predictor.predict(example.to_dict("records"), defaults))
+    signature = mlflow.models.infer_signature(example, output, params=defaults or None)
+    with tempfile.TemporaryDirectory() as tmp:
+        # the model without Trainer checkpoints, which stay in the PyTorch model folder
+        weights = Path(tmp, "model")
+        shutil.copytree(model_dir, weights, ignore=shutil.ignore_patterns("checkpoints"))
+        mlflow.pyfunc.save_model(
+            path=str(mlflow_dir),
+            python_model=CatalogModel(),
+            artifacts={"model": str(weights)},
+            code_paths=[str(PACKAGE_DIR)],
+            signature=signature,
+            input_example=example,
+            pip_requirements=pinned_requirements(),
+            model_config={"task": task.name, "precision": precision, "batch_size": batch_size},
+            metadata={"task": task.name, "catalog": "distilbert-catalog",
+                      **(extra_metadata or {})},
+        )
+    return mlflow_dir

@@ -1,0 +1,474 @@
+"""Local stand-ins for Azure ML online and batch endpoints.
+
+* :func:`serve` starts the real Azure ML inference server (``azmlinfsrv`` from
+  ``azureml-inference-server-http``, the same server the managed online endpoint images run) with a
+  scoring script and a model folder, and stops it when the ``with`` block ends.
+* :func:`invoke` posts a JSON payload to a scoring URL.
+* :func:`run_batch` emulates a batch deployment (parallel run, ``output_action: append_row``)
+  in-process: ``init()`` once, ``run(mini_batch)`` per chunk of file paths, results appended to one
+  file.
+
+Note: azmlinfsrv 1.4.1 always binds ``0.0.0.0`` (its host is not configurable), so while a server is
+running it is reachable from other machines on the network at that port; this module only talks
+to it through ``127.0.0.1``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from distilbert_catalog.errors import CatalogError
+
+__all__ = [
+    "EndpointError",
+    "BatchRunError",
+    "LocalServer",
+    "find_server_executable",
+    "serve",
+    "serve_forever",
+    "invoke",
+    "run_batch",
+]
+
+HOST = "127.0.0.1"
+
+
+class EndpointError(CatalogError, RuntimeError):
+    """The local inference server could not start, or could not be reached."""
+
+
+class BatchRunError(CatalogError, RuntimeError):
+    """A local batch run failed (bad arguments, or more failed files than ``error_threshold`` allows)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Online: azmlinfsrv
+
+
+@dataclass
+class LocalServer:
+    """A running azmlinfsrv: ``url`` is the ``/score`` URL, ``port`` its port."""
+
+    url: str
+    port: int
+    process: subprocess.Popen = field(repr=False)
+    log_path: Path
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def invoke(self, payload: Any, *, timeout: float = 60.0) -> tuple[int, Any]:
+        return invoke(self.url, payload, timeout=timeout)
+
+    def log(self) -> str:
+        """Everything the server has printed so far."""
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+
+
+def find_server_executable() -> Path:
+    """``azmlinfsrv`` next to ``sys.executable`` (i.e. from this environment), else on PATH."""
+    here = Path(sys.executable).parent
+    for name in ("azmlinfsrv", "azmlinfsrv.exe"):
+        if (here / name).is_file():
+            return here / name
+    import shutil
+
+    found = shutil.which("azmlinfsrv")
+    if found:
+        return Path(found)
+    raise EndpointError(
+        "azmlinfsrv not found next to the Python interpreter; install the azureml-inference-server-http package"
+    )
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("", 0))  # the server binds 0.0.0.0, so the port must be free on every interface
+        return sock.getsockname()[1]
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("", port))
+        except OSError:
+            return False
+        return True
+
+
+def _server_command(entry_script: Path, model_dir: Path, port: int) -> list[str]:
+    return [str(find_server_executable()), "--entry_script", str(entry_script), "--model_dir", str(model_dir),
+            "--port", str(port)]
+
+
+def _server_env(entry_script: Path, model_dir: Path, env: Mapping[str, str | None] | None) -> dict[str, str]:
+    child = dict(os.environ)
+    child.pop("SEPERATE_HEALTH_ENDPOINT", None)  # (sic) would open a second listener on port 5000
+    child["AZUREML_MODEL_DIR"] = str(model_dir)
+    child["AML_APP_ROOT"] = str(entry_script.parent)  # sibling modules of the script are importable
+    child.setdefault("PYTHONUNBUFFERED", "1")
+    if _gunicorn_has_setting("control_socket_disable"):
+        # gunicorn >= 24 opens one control socket per user (~/.gunicorn/gunicorn.ctl); two local servers
+        # would fight over it, and we never use it.
+        child["GUNICORN_CMD_ARGS"] = (child.get("GUNICORN_CMD_ARGS", "") + " --no-control-socket").strip()
+    for key, value in (env or {}).items():
+        if value is None:
+            child.pop(key, None)
+        else:
+            child[str(key)] = str(value)
+    return child
+
+
+def _gunicorn_has_setting(name: str) -> bool:
+    try:
+        from gunicorn.config import KNOWN_SETTINGS
+    except Exception:  # noqa: BLE001 - gunicorn missing or changed: just don't add the flag
+        return False
+    return any(getattr(setting, "name", None) == name for setting in KNOWN_SETTINGS)
+
+
+def _check_paths(entry_script: str | os.PathLike, model_dir: str | os.PathLike) -> tuple[Path, Path]:
+    script = Path(entry_script).expanduser().resolve()
+    model = Path(model_dir).expanduser().resolve()
+    if not script.is_file():
+        raise EndpointError(f"scoring script not found: {script}")
+    if not model.exists():
+        raise EndpointError(f"model folder not found: {model}")
+    return script, model
+
+
+def _stop(process: subprocess.Popen, *, timeout: float = 10.0) -> None:
+    """Stop the server we started: SIGTERM to its own process group (master + workers), then SIGKILL."""
+    if process.poll() is not None:
+        return
+    try:
+        if os.name == "posix":
+            os.killpg(process.pid, signal.SIGTERM)
+        else:
+            process.terminate()
+        process.wait(timeout=timeout)
+    except (subprocess.TimeoutExpired, ProcessLookupError):
+        with contextlib.suppress(ProcessLookupError):
+            if os.name == "posix":
+                os.killpg(process.pid, signal.SIGKILL)
+            else:
+                process.kill()
+        process.wait()
+
+
+def _tail(text: str, lines: int = 60) -> str:
+    """The useful part of a server log: the first traceback (the user's error) and the last lines."""
+    all_lines = text.splitlines()
+    first = next((i for i, line in enumerate(all_lines) if "Traceback (most recent call last)" in line), None)
+    if first is None or len(all_lines) <= lines:
+        return "\n".join(all_lines[-lines:])
+    start = max(0, first - 2)
+    head = all_lines[start:start + 40]
+    rest = all_lines[start + 40:]
+    return "\n".join(head + (["..."] + rest[-6:] if rest else []))
+
+
+@contextlib.contextmanager
+def serve(
+    entry_script: str | os.PathLike,
+    model_dir: str | os.PathLike,
+    port: int | None = None,
+    env: Mapping[str, str | None] | None = None,
+    *,
+    startup_timeout: float = 120.0,
+) -> Iterator[LocalServer]:
+    """Run azmlinfsrv with ``entry_script`` and ``model_dir`` for the duration of a ``with`` block.
+
+    Picks a free port unless ``port`` is given (which must then be free). Sets
+    ``AZUREML_MODEL_DIR=model_dir``, waits until ``GET http://127.0.0.1:PORT/`` answers (raising
+    :class:`EndpointError` with the server log if it exits or ``startup_timeout`` passes), yields a
+    :class:`LocalServer` and always stops the server afterwards.
+    """
+    script, model = _check_paths(entry_script, model_dir)
+    if port is None:
+        port = _free_port()
+    elif not _port_is_free(port):
+        raise EndpointError(f"port {port} is already in use; pick another or leave port unset")
+    argv = _server_command(script, model, port)
+
+    log_fd, log_name = tempfile.mkstemp(prefix="azmlinfsrv-", suffix=".log")
+    log_path = Path(log_name)
+    process: subprocess.Popen | None = None
+    try:
+        with os.fdopen(log_fd, "wb") as log_file:
+            process = subprocess.Popen(
+                argv, cwd=script.parent, env=_server_env(script, model, env), stdin=subprocess.DEVNULL,
+                stdout=log_file, stderr=subprocess.STDOUT, start_new_session=(os.name == "posix"),
+            )
+        server = LocalServer(url=f"http://{HOST}:{port}/score", port=port, process=process, log_path=log_path)
+        _wait_until_ready(server, startup_timeout)
+        yield server
+    finally:
+        if process is not None:
+            _stop(process)
+        with contextlib.suppress(OSError):
+            log_path.unlink()
+
+
+def _wait_until_ready(server: LocalServer, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        code = server.process.poll()
+        if code is not None:
+            raise EndpointError(
+                f"azmlinfsrv exited with code {code} before it was ready (a failing init() or import in the "
+                f"scoring script is the usual cause). Server log:\n{_tail(server.log())}"
+            )
+        try:
+            with urllib.request.urlopen(server.base_url + "/", timeout=2) as response:
+                response.read()
+            break
+        except urllib.error.HTTPError:
+            break  # it answered, just not with 200: the server is up
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            raise EndpointError(
+                f"azmlinfsrv did not answer on {server.base_url}/ within {timeout:.0f}s. Server log:\n"
+                f"{_tail(server.log())}"
+            )
+        time.sleep(0.2)
+    if server.process.poll() is not None:  # something else answered on that port
+        raise EndpointError(f"azmlinfsrv exited right after start. Server log:\n{_tail(server.log())}")
+
+
+def serve_forever(
+    entry_script: str | os.PathLike,
+    model_dir: str | os.PathLike,
+    port: int = 5001,
+    env: Mapping[str, str | None] | None = None,
+) -> int:
+    """Run azmlinfsrv in the foreground (its log goes to this terminal) until Ctrl-C; returns its exit code."""
+    script, model = _check_paths(entry_script, model_dir)
+    if not _port_is_free(port):
+        raise EndpointError(f"port {port} is already in use; pick another with --port")
+    argv = _server_command(script, model, port)
+    print(f"Serving {script.name} with model {model}\n  score:  POST http://{HOST}:{port}/score\n"
+          f"  health: GET  http://{HOST}:{port}/\nPress Ctrl-C to stop.", flush=True)
+    process = subprocess.Popen(argv, cwd=script.parent, env=_server_env(script, model, env),
+                               stdin=subprocess.DEVNULL)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def invoke(url: str, payload: Any, *, timeout: float = 60.0,
+           headers: Mapping[str, str] | None = None) -> tuple[int, Any]:
+    """POST ``payload`` (dict/list -> JSON; str/bytes sent as is) and return ``(status, body)``.
+
+    ``body`` is the parsed JSON when the response is JSON, else the text. HTTP error statuses (4xx/5xx)
+    are returned, not raised; an unreachable server raises :class:`EndpointError`.
+    """
+    if isinstance(payload, bytes):
+        data = payload
+    elif isinstance(payload, str):
+        data = payload.encode("utf-8")
+    else:
+        data = json.dumps(payload).encode("utf-8")
+    request = urllib.request.Request(url, data=data, method="POST",
+                                     headers={"Content-Type": "application/json", **dict(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+        raise EndpointError(f"could not reach {url}: {getattr(exc, 'reason', exc)}") from exc
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        return status, json.loads(text)
+    except ValueError:
+        return status, text
+
+
+# --------------------------------------------------------------------------------------------------
+# Batch: parallel-run emulation
+
+
+def _batch_files(input_path: Path) -> list[str]:
+    if input_path.is_file():
+        return [str(input_path)]
+    if input_path.is_dir():
+        return sorted(str(p) for p in input_path.rglob("*") if p.is_file())
+    raise BatchRunError(f"batch input not found: {input_path}")
+
+
+@contextlib.contextmanager
+def _patched_environ(values: Mapping[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+def _import_script(script: Path):
+    name = f"_local_batch_driver_{uuid.uuid4().hex}"
+    spec = importlib.util.spec_from_file_location(name, script)
+    if spec is None or spec.loader is None:
+        raise BatchRunError(f"cannot import scoring script {script}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return name, module
+
+
+def _write_rows(handle, result: Any, *, header: bool) -> tuple[int, bool]:
+    """Append one mini-batch's result; returns (rows written, whether it was a DataFrame)."""
+    import pandas as pd
+
+    if isinstance(result, pd.DataFrame):
+        result.to_csv(handle, sep=" ", header=header, index=False, lineterminator="\n")
+        return len(result), True
+    if isinstance(result, pd.Series):
+        result = result.tolist()
+    if result is None or isinstance(result, (str, bytes, Mapping)) or not hasattr(result, "__iter__"):
+        raise BatchRunError(
+            "run() must return a pandas DataFrame or a list (one item per processed input), "
+            f"got {type(result).__name__}"
+        )
+    count = 0
+    for item in result:
+        handle.write(f"{item}\n")
+        count += 1
+    return count, False
+
+
+def run_batch(
+    entry_script: str | os.PathLike,
+    model_dir: str | os.PathLike,
+    input_path: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    mini_batch_size: int = 10,
+    output_file: str = "predictions.csv",
+    error_threshold: int = -1,
+    *,
+    dataframe_header: bool = False,
+    progress: Any = None,
+) -> tuple[Path, dict]:
+    """Emulate an Azure ML batch deployment (``output_action: append_row``) in this process.
+
+    Imports ``entry_script`` with ``AZUREML_MODEL_DIR=model_dir`` and ``AZUREML_BI_OUTPUT_PATH=output_dir``
+    set, calls ``init()`` once, then ``run(mini_batch)`` for each chunk of ``mini_batch_size`` file paths
+    (every file under ``input_path``, sorted, or the single file), then ``shutdown()`` if defined.
+
+    Results are appended to ``output_dir/output_file`` as Azure ML's append_row does: a DataFrame is
+    written space-separated without header (``dataframe_header=True`` writes the header once, like
+    ``--append_row_dataframe_header True``), a list one line per item (``str(item)``).
+
+    A mini-batch whose ``run`` raises counts all its files as failed; one that returns fewer items
+    than files counts the difference. With ``error_threshold`` >= 0 the run stops with
+    :class:`BatchRunError` once failures exceed it; -1 (Azure ML's default) tolerates any number.
+    A ``run`` result that is neither a DataFrame nor a list raises :class:`BatchRunError` at once.
+
+    Returns ``(output_file_path, summary)``; summary has files, mini_batches, rows, failed_files,
+    errors (messages) and output_file.
+    """
+    script, model = Path(entry_script).expanduser().resolve(), Path(model_dir).expanduser().resolve()
+    if not script.is_file():
+        raise BatchRunError(f"scoring script not found: {script}")
+    if not model.exists():
+        raise BatchRunError(f"model folder not found: {model}")
+    if int(mini_batch_size) < 1:
+        raise BatchRunError(f"mini_batch_size must be at least 1, got {mini_batch_size}")
+    mini_batch_size = int(mini_batch_size)
+    if not output_file or Path(output_file).name != output_file or output_file in (".", ".."):
+        raise BatchRunError(f"output_file must be a plain file name, got {output_file!r}")
+    files = _batch_files(Path(input_path).expanduser().resolve())
+    if not files:
+        raise BatchRunError(f"no input files under {input_path}")
+    out_dir = Path(output_dir).expanduser().resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out_path = out_dir / output_file
+    say = progress or (lambda _msg: None)
+
+    batches = [files[i:i + mini_batch_size] for i in range(0, len(files), mini_batch_size)]
+    summary: dict[str, Any] = {"files": len(files), "mini_batches": len(batches), "rows": 0,
+                               "failed_files": 0, "errors": [], "output_file": out_path}
+    added_path = str(script.parent) not in sys.path
+    if added_path:
+        sys.path.insert(0, str(script.parent))
+    module_name = None
+    try:
+        with _patched_environ({"AZUREML_MODEL_DIR": str(model), "AZUREML_BI_OUTPUT_PATH": str(out_dir)}):
+            module_name, module = _import_script(script)
+            for fn in ("init", "run"):
+                if not callable(getattr(module, fn, None)):
+                    raise BatchRunError(f"{script.name} must define {fn}()")
+            module.init()
+            header_pending = dataframe_header
+            with out_path.open("w", encoding="utf-8", newline="") as handle:
+                for number, batch in enumerate(batches, start=1):
+                    try:
+                        result = module.run(list(batch))
+                    except Exception as exc:  # noqa: BLE001 - counted against error_threshold like Azure ML
+                        summary["failed_files"] += len(batch)
+                        summary["errors"].append(f"mini-batch {number}: {type(exc).__name__}: {exc}")
+                        say(f"mini-batch {number}/{len(batches)} failed: {exc}")
+                        traceback.print_exc(file=sys.stderr)
+                    else:
+                        # a wrong return type is a bug in the script, not a data failure: stop right away
+                        rows, was_frame = _write_rows(handle, result, header=header_pending)
+                        header_pending = header_pending and not was_frame
+                        summary["rows"] += rows
+                        summary["failed_files"] += max(0, len(batch) - rows)
+                        say(f"mini-batch {number}/{len(batches)}: {len(batch)} file(s), {rows} row(s)")
+                    handle.flush()
+                    if 0 <= error_threshold < summary["failed_files"]:
+                        raise BatchRunError(
+                            f"{summary['failed_files']} failed file(s) exceed error_threshold={error_threshold}: "
+                            + "; ".join(summary["errors"][-3:])
+                        )
+            shutdown = getattr(module, "shutdown", None)
+            if callable(shutdown):
+                shutdown()
+    finally:
+        if module_name:
+            sys.modules.pop(module_name, None)
+        if added_path:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(str(script.parent))
+    return out_path, summary

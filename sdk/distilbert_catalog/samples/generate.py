@@ -1,0 +1,320 @@
+"""Generate the bundled sample datasets (project-authored, fully synthetic).
+
+Usage::
+
+    python -m distilbert_catalog.samples.generate [--out-dir DIR]
+
+Writes ``emotion/{train,validation,test}.jsonl`` + ``emotion/labels.json`` (dair-ai/emotion
+schema) and ``squad_v2/{train,validation,test}.jsonl`` (SQuAD v2 schema) under DIR, which
+defaults to this package directory. Output is deterministic (seeded ``random.Random``), so
+re-running reproduces the committed files byte for byte.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import string
+from pathlib import Path
+
+EMOTION_SEED, SQUAD_SEED = 20240501, 20240502
+SPLITS = ("train", "validation", "test")
+
+# ----------------------------------------------------------------------------- emotion
+LABELS = ["sadness", "joy", "love", "anger", "fear", "surprise"]
+CUES = {
+    "sadness": "miserable heartbroken gloomy hopeless lonely depressed unhappy melancholy "
+               "dejected sorrowful defeated crushed devastated downhearted tearful",
+    "joy": "happy cheerful delighted glad joyful thrilled content ecstatic elated pleased "
+           "upbeat overjoyed jolly radiant blissful",
+    "love": "loving affectionate tender romantic adoring caring passionate fond devoted "
+            "smitten warmhearted cherished sentimental doting compassionate",
+    "anger": "angry furious irritated annoyed resentful outraged bitter frustrated enraged "
+             "hostile grumpy agitated spiteful livid cranky",
+    "fear": "scared afraid terrified anxious nervous frightened worried panicky uneasy "
+            "fearful jittery apprehensive alarmed paranoid petrified",
+    "surprise": "surprised amazed astonished shocked stunned startled bewildered speechless "
+                "awestruck flabbergasted dumbfounded astounded baffled staggered dazed",
+}
+EMO_TEMPLATES = [  # {c}/{c2}: two different cue words of the row's class
+    "i feel {c} and {c2} {s} {t}", "i feel so {c} and a bit {c2} {s} {t}",
+    "im feeling {c} and {c2} {s} {t}", "i am feeling rather {c} {s} and {c2} {t}",
+    "i have been feeling {c} and kind of {c2} {s} {t}", "i still feel {c} {s} {t}",
+    "i woke up {t} feeling {c} and {c2} {s}", "i feel really {c} {s} so {c2} {t}",
+    "i guess i feel a little {c} and {c2} {s} {t}", "i just feel {c} {s} {t}",
+    "i feel {c} {s} and honestly a bit {c2} {t}", "to be honest i feel {c} and {c2} {s} {t}",
+    "i cant stop feeling {c} {s} i am so {c2} {t}", "i feel quite {c} and {c2} {s} {t}",
+]
+SITUATIONS = [
+    "about the trip to the coast", "after the call with my mom", "when i think about the new job",
+    "since we moved to the city", "at work", "every time i open my laptop",
+    "reading the messages from my friends", "about the results of the exam",
+    "thinking about my grandmother", "while cooking dinner", "on the bus home", "after the meeting",
+    "about the plans for the weekend", "with my roommate", "at the party", "when my phone rang",
+    "about the news", "walking through the park", "after class", "at the airport",
+    "watching the game", "about my little brother", "when i saw the letter", "about the house",
+    "in the garden", "talking to my coach", "during the long drive", "about the wedding",
+    "at the concert", "looking at old photos", "about my sister and her kids", "at the gym",
+]
+TIMES = ["", "today", "this morning", "tonight", "lately", "right now", "this week", "again",
+         "all day", "these days", "yesterday", "once more"]
+EMO_SIZES = {"train": 80, "validation": 10, "test": 17}  # rows per class
+
+
+def emotion_rows(rng: random.Random) -> dict[str, list[dict]]:
+    skeletons = [(t, s, tm) for t in EMO_TEMPLATES for s in SITUATIONS for tm in TIMES]
+    rng.shuffle(skeletons)  # every row gets its own template/filler combination
+    splits, seen = {}, set()
+    for split in SPLITS:
+        rows = []
+        for label, name in enumerate(LABELS):
+            for _ in range(EMO_SIZES[split]):
+                tmpl, sit, tm = skeletons.pop()
+                c, c2 = rng.sample(CUES[name].split(), 2)
+                text = " ".join(tmpl.format(c=c, c2=c2, s=sit, t=tm).split())
+                assert text not in seen and text == text.lower()
+                seen.add(text)
+                rows.append({"text": text, "label": label})
+        rng.shuffle(rows)
+        splits[split] = rows
+    return splits
+
+
+# ----------------------------------------------------------------------------- squad v2
+FIRST = ("Mara Ilse Tova Nadia Signe Yara Petra Leona Ayla Brisa Odile Rhea Saskia Wren Liesl "
+         "Anouk Talia Imke Zuri Esme Bram Tobin Caspar Idris Joren Lucan Matteo Niklas Oskar "
+         "Rafe Soren Teodor Ulric Vidar Anselm Dario Emil Hakon Iver Kasimir").split()
+LAST = ("Okafor Vandermeer Quell Arvidsen Halloway Brennick Castellane Dunmore Everly Falkner "
+        "Grieve Hartwell Ingersoll Jarrow Kettering Lindqvist Marchetti Norwood Ostrander "
+        "Pellham Quarrie Rasmussen Strand Thorne Underhill Valcourt Whitlow Yardley Zell "
+        "Ashgrove Blackwood Corrigan Delacroix Emberley Fairweather Greaves").split()
+CITY_A = "Lind Var Dov Ash Kel Mor Tre Bel Quar Sten Orr Hal Fen Gry Ulm Pell Sorn Vest".split()
+CITY_B = "holm ska ere wick mouth ford avik stad burg ton vale port".split()
+CO_A = ("Verity Amberline Halcyon Corvid Lumen Tessellate Bramble Kestrel Orison Pallas Quillon "
+        "Sable Tidewater Umbra Vantor Wrenfield Zephyr Cobalt Ferrous Gilded Ironleaf Juniper Marlow "
+        "Nettlefield Ostara Pinecrest Redwing Silverlake Thistle Upland Vireo Windrose").split()
+CO_B = "Labs Works Foods Logistics Textiles Robotics Press Shipping Instruments Brewing".split()
+OCCUPATIONS = ["glassblower", "cartographer", "marine biologist", "software engineer",
+               "pastry chef", "structural engineer", "translator", "beekeeper", "violin maker",
+               "data analyst", "nurse", "architect", "botanist", "furniture designer",
+               "air traffic controller", "watchmaker", "geologist", "librarian", "radio producer",
+               "veterinarian", "electrician", "illustrator"]
+SUBJECTS = ["chemistry", "medieval history", "mechanical engineering", "linguistics",
+            "mathematics", "economics", "marine ecology", "philosophy", "architecture",
+            "music theory", "statistics", "agriculture", "astronomy", "graphic design"]
+HOBBIES = ["sailing", "rock climbing", "chess", "birdwatching", "pottery", "long-distance running",
+           "amateur astronomy", "baking bread", "playing the cello", "gardening", "woodcarving"]
+PRODUCTS = ["optical sensors", "canned soups", "cargo drones", "wool blankets", "weather radios",
+            "ceramic tiles", "bicycle frames", "printed maps", "surgical gloves", "craft beer"]
+KNOWN_FOR = ["lighthouse", "salt marshes", "clock tower", "annual kite festival", "stone bridges",
+             "herring market", "botanical garden", "copper mines", "hot springs", "old observatory"]
+REGIONS = ["northern coast", "eastern plains", "banks of a wide river", "edge of a pine forest",
+           "shore of a cold lake", "southern hills"]
+
+# Paragraph sentence groups: (group, optional?, [phrasings]); slots name entity attributes.
+PERSON = [
+    ("born", False, ["{name} was born in {birth_city} in {birth_year}.",
+                     "Born in {birth_city} in {birth_year}, {name} grew up near the harbour."]),
+    ("job", False, ["{Pron} works as {art} {occupation} at {company}.",
+                    "Today {pron} is employed as {art} {occupation} at {company}."]),
+    ("tenure", True, ["{Pron} has worked at {company} since {start_year}."]),
+    ("home", True, ["{Pron} lives in {home_city} with {pos} two cats.",
+                    "These days {pron} lives in {home_city}."]),
+    ("study", True, ["{Pron} studied {subject} at the {uni}.",
+                     "At the {uni}, {pron} earned a degree in {subject}."]),
+    ("hobby", True, ["In {pos} spare time, {pron} enjoys {hobby}."]),
+]
+COMPANY = [
+    ("found", False, ["{name} was founded in {found_year} and is headquartered in {hq_city}.",
+                      "Founded in {found_year}, {name} has its headquarters in {hq_city}."]),
+    ("product", True, ["The company makes {product} for customers across the region."]),
+]
+CITY = [
+    ("where", False, ["{name} is a small town on the {region}."]),
+    ("pop", False, ["It has a population of about {population} people."]),
+    ("known", True, ["Visitors come to {name} mainly for its {known_for}."]),
+]
+QUESTIONS = {
+    "birth_city": ["Where was {name} born?", "In which city was {name} born?",
+                   "What is the birthplace of {name}?"],
+    "birth_year": ["When was {name} born?", "In what year was {name} born?"],
+    "occupation": ["What does {name} work as?", "What is the occupation of {name}?"],
+    "company": ["Where does {name} work?", "Which company employs {name}?"],
+    "start_year": ["Since when has {name} worked at {company}?"],
+    "home_city": ["Where does {name} live?", "In which city does {name} live now?"],
+    "subject": ["What did {name} study?", "What is {name}'s degree in?"],
+    "uni": ["Where did {name} study?", "Which university did {name} attend?"],
+    "hobby": ["What does {name} enjoy in spare time?", "What is {name}'s favourite pastime?"],
+    "found_year": ["When was {name} founded?", "In what year was {name} established?"],
+    "hq_city": ["Where is {name} headquartered?", "In which city is {name} based?"],
+    "product": ["What does {name} make?", "What products does {name} sell?"],
+    "population": ["What is the population of {name}?", "How many people live in {name}?"],
+    "known_for": ["What is {name} known for?", "What do visitors come to {name} for?"],
+    "region": ["Where is {name} located?"],
+}
+SQUAD_TARGET = {"train": 400, "validation": 60, "test": 80}  # questions per split
+
+
+def fill(template: str, values: dict) -> tuple[str, dict[str, tuple[int, str]]]:
+    """Format ``template``; also return each slot's (offset, value) in the result."""
+    out, spans, pos = [], {}, 0
+    for literal, field, _, _ in string.Formatter().parse(template):
+        out.append(literal)
+        pos += len(literal)
+        if field is not None:
+            val = str(values[field])
+            spans.setdefault(field, (pos, val))
+            out.append(val)
+            pos += len(val)
+    return "".join(out), spans
+
+
+class World:
+    """Draws invented entities; person and company names are never reused."""
+
+    def __init__(self, rng: random.Random):
+        self.rng = rng
+        self.names = [f"{f} {l}" for f in FIRST for l in LAST]
+        self.cos = [f"{a} {b}" for a in CO_A for b in CO_B]
+        self.all_cos = self.cos[:]
+        self.cities = [a + b for a in CITY_A for b in CITY_B]
+        rng.shuffle(self.names)
+        rng.shuffle(self.cos)
+
+    def company(self) -> dict:
+        r = self.rng
+        return {"kind": "company", "name": self.cos.pop(), "found_year": r.randint(1880, 1960),
+                "hq_city": r.choice(self.cities), "product": r.choice(PRODUCTS)}
+
+    def person(self, company: str | None = None) -> dict:
+        r, name = self.rng, self.names.pop()
+        she = FIRST.index(name.split()[0]) < len(FIRST) // 2
+        birth = r.randint(1940, 2000)
+        occ = r.choice(OCCUPATIONS)
+        c1, c2, c3 = r.sample(self.cities, 3)
+        return {"kind": "person", "name": name, "birth_city": c1, "birth_year": birth,
+                "occupation": occ, "art": "an" if occ[0] in "aeiou" else "a",
+                "company": company or r.choice(self.all_cos),
+                "start_year": r.randint(birth + 22, 2023),
+                "home_city": c2, "subject": r.choice(SUBJECTS), "uni": f"University of {c3}",
+                "hobby": r.choice(HOBBIES), "Pron": "She" if she else "He",
+                "pron": "she" if she else "he", "pos": "her" if she else "his"}
+
+    def city(self) -> dict:
+        r = self.rng
+        return {"kind": "city", "name": r.choice(self.cities), "region": r.choice(REGIONS),
+                "population": f"{r.randint(3, 95)},{r.randint(0, 9)}00",
+                "known_for": r.choice(KNOWN_FOR)}
+
+
+def paragraph(rng: random.Random, entity: dict):
+    """Return (text, {attr: (offset, value)}, [omitted attrs])."""
+    groups = {"person": PERSON, "company": COMPANY, "city": CITY}[entity["kind"]]
+    text, spans, missing = "", {}, []
+    for _, optional, phrasings in groups:
+        tmpl = rng.choice(phrasings)
+        attrs = [f for _, f, _, _ in string.Formatter().parse(tmpl) if f]
+        if optional and rng.random() < 0.4:
+            missing += [a for a in attrs if a in QUESTIONS and a != "company"]
+            continue
+        sent, sp = fill(tmpl, entity)
+        text += (" " if text else "")
+        for attr, (off, val) in sp.items():
+            if attr in QUESTIONS and attr != "name":
+                spans.setdefault(attr, (len(text) + off, val))
+        text += sent
+    return text, spans, missing
+
+
+def make_context(rng: random.Random, world: World, long: bool):
+    main_co = world.company()
+    main = world.person(main_co["name"])
+    core = [main, main_co] + ([world.person(main_co["name"])] if rng.random() < 0.3 else [])
+    paras = [(ent, *paragraph(rng, ent)) for ent in core]
+    if long:  # pad with paragraphs about other entities, main text first or last
+        fillers, names = [], {e["name"] for e in core}
+        while sum(len(p[1].split()) for p in paras + fillers) < 500:
+            ent = rng.choice([world.person, world.company, world.city])()
+            if ent["name"] not in names:
+                names.add(ent["name"])
+                fillers.append((ent, *paragraph(rng, ent)))
+        paras = fillers + paras if rng.random() < 0.5 else paras + fillers
+    answers, missing, offset = [], [], 0
+    for ent, text, spans, miss in paras:
+        answers += [(ent, a, offset + o, v) for a, (o, v) in spans.items()]
+        missing += [(ent, a) for a in miss]
+        offset += len(text) + 1
+    return main["name"], " ".join(p[1] for p in paras), answers, missing
+
+
+def ask(rng: random.Random, ent: dict, attr: str) -> str:
+    return rng.choice(QUESTIONS[attr]).format(**ent)
+
+
+def squad_rows(rng: random.Random) -> dict[str, list[dict]]:
+    world, splits, n_ctx = World(rng), {}, 0
+    for split in SPLITS:
+        rows = []
+        while len(rows) < SQUAD_TARGET[split]:
+            long = n_ctx % 10 == 3
+            n_ctx += 1
+            title, context, answers, missing = make_context(rng, world, long)
+            n_q = 8 if long else rng.choice([3, 4, 4, 5])
+            n_unans = 2 if long else 1
+            if long:  # favour the last paragraphs so some answers sit deep in the context
+                answers.sort(key=lambda a: -a[2])
+                pool = answers[:6] + rng.sample(answers[6:], min(len(answers) - 6, 6))
+            else:
+                pool = answers[:]
+            qs, seen = [], set()
+            for ent, attr, start, val in rng.sample(pool, len(pool)):
+                q = ask(rng, ent, attr)
+                if len(qs) < n_q - n_unans and q not in seen:
+                    assert context[start:start + len(val)] == val
+                    qs.append((q, {"text": [val], "answer_start": [start]}))
+                    seen.add(q)
+            for _ in range(n_unans):
+                if missing and rng.random() < 0.5:
+                    ent, attr = missing.pop(rng.randrange(len(missing)))
+                else:  # a person or company that does not appear in this context
+                    ent = world.person() if rng.random() < 0.7 else world.company()
+                    while ent["name"] in context:
+                        ent = world.company()
+                    attr = rng.choice([a for a in QUESTIONS if a in ent and a != "name"])
+                    assert ent["name"] not in context
+                qs.append((ask(rng, ent, attr), {"text": [], "answer_start": []}))
+            for qi, (question, ans) in enumerate(qs):
+                qid = hashlib.sha1(f"{split}/{n_ctx}/{qi}".encode()).hexdigest()[:24]
+                rows.append({"id": qid, "title": title, "context": context,
+                             "question": question, "answers": ans})
+        splits[split] = rows
+    return splits
+
+
+# ----------------------------------------------------------------------------- io
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8", newline="\n") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def main(out_dir: str | Path | None = None) -> dict[str, int]:
+    """Write all sample files under ``out_dir`` (default: this package dir); return row counts."""
+    out = Path(out_dir) if out_dir is not None else Path(__file__).resolve().parent
+    counts = {}
+    for name, rows in (("emotion", emotion_rows(random.Random(EMOTION_SEED))),
+                       ("squad_v2", squad_rows(random.Random(SQUAD_SEED)))):
+        for split, split_rows in rows.items():
+            _write_jsonl(out / name / f"{split}.jsonl", split_rows)
+            counts[f"{name}/{split}"] = len(split_rows)
+    (out / "emotion" / "labels.json").write_text(json.dumps(LABELS) + "\n", encoding="utf-8")
+    return counts
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out-dir", default=None, help="output directory (default: package dir)")
+    for key, n in main(parser.parse_args().out_dir).items():
+        print(f"{key}: {n} rows")

@@ -1,0 +1,122 @@
+"""The task plug-in contract.
+
+Training, evaluation, packaging, serving and model cards are written once and ask a :class:`Task`
+for everything that differs between tasks: its columns and data validation, how to tokenise for
+training, which model head to load, how to turn model outputs into answers, and its metrics.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from ..data import Data
+from ..errors import BadRequest
+
+
+@dataclass(frozen=True)
+class Param:
+    """A request parameter: its type, default and an optional check that returns an error text."""
+
+    type: type
+    default: Any
+    help: str
+    check: Callable[[Any], str | None] | None = None
+
+    def parse(self, name: str, value: Any) -> Any:
+        if self.type is bool:
+            ok = isinstance(value, bool)
+        elif self.type is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif self.type is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, self.type)
+        if not ok:
+            raise BadRequest(f"params.{name} must be a {self.type.__name__} ({self.help}); "
+                             f"got {value!r}")
+        problem = self.check(value) if self.check else None
+        if problem:
+            raise BadRequest(f"params.{name} {problem}; got {value!r}")
+        return self.type(value)
+
+
+def positive(value) -> str | None:
+    return None if value > 0 else "must be positive"
+
+
+@dataclass
+class EvalResult:
+    """What a task's evaluation produced; :mod:`distilbert_catalog.evaluation` writes it out."""
+
+    metrics: dict[str, float]
+    rows: list[dict]
+    details: dict[str, Any] = field(default_factory=dict)
+    artifacts: dict[str, str] = field(default_factory=dict)
+
+
+class Task(ABC):
+    """One catalog task. Subclasses are stateless singletons registered in ``tasks.TASKS``."""
+
+    name: str
+    #: the request columns a scoring request carries per row, e.g. ("input_string",)
+    input_columns: tuple[str, ...]
+    #: other names accepted for those columns in requests, e.g. {"text": "input_string"}
+    input_aliases: Mapping[str, str] = {}
+    #: request parameters accepted by :meth:`predict`
+    params: Mapping[str, Param] = {}
+    #: the metric Trainer uses to pick the best checkpoint when the user does not choose
+    default_metric_for_best_model: str = "loss"
+
+    # --- data -----------------------------------------------------------------------------
+    @abstractmethod
+    def prepare_data(self, data: Data, keys: Mapping[str, str], labels: list[str] | None) -> Data:
+        """Map user columns to canonical ones and validate every row (raise DataError)."""
+
+    def label_names(self, data: Data, given: list[str] | None) -> list[str] | None:
+        """Label names learned from training data (classification tasks); None otherwise."""
+        return None
+
+    # --- training -------------------------------------------------------------------------
+    @abstractmethod
+    def model_class(self):
+        """The ``AutoModelFor...`` class for this task's head."""
+
+    def model_kwargs(self, labels: list[str] | None) -> dict:
+        return {}
+
+    @abstractmethod
+    def train_features(self, data: Data, tokenizer, max_seq_length: int, labels, settings):
+        """Tokenised ``datasets.Dataset`` for the Trainer (unpadded: the collator pads)."""
+
+    @abstractmethod
+    def collator(self, tokenizer):
+        """A data collator that pads each batch dynamically."""
+
+    def trainer_metrics(self, labels) -> Callable | None:
+        return None
+
+    # --- inference ------------------------------------------------------------------------
+    def parse_params(self, params: Mapping[str, Any]) -> dict:
+        unknown = sorted(set(params) - set(self.params))
+        if unknown:
+            raise BadRequest(f"unknown params {unknown}; {self.name} accepts "
+                             f"{sorted(self.params) or 'no params'}")
+        parsed = {name: spec.default for name, spec in self.params.items()}
+        parsed.update({name: self.params[name].parse(name, v) for name, v in params.items()})
+        return parsed
+
+    @abstractmethod
+    def predict(self, predictor, rows: list[dict], params: dict) -> list:
+        """One JSON-ready answer per request row."""
+
+    @abstractmethod
+    def evaluate(self, predictor, data: Data, out_dir: Path, settings: Mapping[str, Any]
+                 ) -> EvalResult:
+        """Predict on ``data`` and compute the task's metrics; write task plots into out_dir."""
+
+    @abstractmethod
+    def example_request(self) -> dict[str, list]:
+        """A small request (columns → values) for signatures, cards and docs."""

@@ -1,0 +1,1 @@
+"""Extractive question answering: windowing, span decoding and SQuAD v2 metrics."""

@@ -1,0 +1,197 @@
+"""Text classification (e.g. emotion detection on the dair-ai/emotion schema ``text,label``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+from sklearn import metrics as skm
+from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding
+
+from ..data import Data, rename_columns
+from ..errors import DataError
+from ..inference import to_numpy
+from .base import EvalResult, Param, Task
+
+TEXT, LABEL = "text", "label"
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def _is_text(value) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+class TextClassification(Task):
+    name = "text-classification"
+    input_columns = ("input_string",)
+    input_aliases = {"text": "input_string", "inputs": "input_string"}
+    params = {
+        "top_k": Param(int, 1, "how many labels to return per input, best first",
+                       lambda k: None if k >= 1 else "must be at least 1"),
+    }
+    default_metric_for_best_model = "accuracy"
+
+    # --- data -----------------------------------------------------------------------------
+    def prepare_data(self, data: Data, keys: Mapping[str, str], labels: list[str] | None,
+                     require_labels: bool = True) -> Data:
+        mapping = {keys.get("text_key", TEXT): TEXT}
+        if require_labels:
+            mapping[keys.get("label_key", LABEL)] = LABEL
+        for user, canonical in mapping.items():
+            if user != canonical and canonical in data.dataset.column_names:
+                data.dataset = data.dataset.remove_columns(canonical)
+        data = rename_columns(data, mapping)
+        data.check_rows(TEXT, _is_text, "a non-empty string")
+        if require_labels:
+            data.check_rows(LABEL, lambda v: self._valid_label(v, labels), self._expected(labels))
+        return data
+
+    @staticmethod
+    def _valid_label(value, labels: list[str] | None) -> bool:
+        if isinstance(value, bool) or value is None:
+            return False
+        if isinstance(value, int):
+            return labels is None or 0 <= value < len(labels)
+        return isinstance(value, str) and (labels is None or value in labels)
+
+    @staticmethod
+    def _expected(labels: list[str] | None) -> str:
+        if labels is None:
+            return "a label (an integer class id or a label name)"
+        return f"a label id in 0..{len(labels) - 1} or one of the label names {labels}"
+
+    def label_names(self, data: Data, given: list[str] | None) -> list[str]:
+        if given:
+            return list(given)
+        feature = data.dataset.features.get(LABEL)
+        if getattr(feature, "names", None):
+            return list(feature.names)
+        values = data.dataset.unique(LABEL)
+        if all(isinstance(v, str) for v in values):
+            return sorted(values)
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            return [str(i) for i in range(max(values) + 1)]
+        raise DataError("labels mix integers and names; use one kind", source=data.sources[0][0],
+                        column=LABEL)
+
+    @staticmethod
+    def label_ids(values: list, labels: list[str]) -> list[int]:
+        index = {name: i for i, name in enumerate(labels)}
+        return [v if isinstance(v, int) else index[v] for v in values]
+
+    # --- training -------------------------------------------------------------------------
+    def model_class(self):
+        return AutoModelForSequenceClassification
+
+    def model_kwargs(self, labels: list[str] | None) -> dict:
+        return {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
+                "label2id": {name: i for i, name in enumerate(labels)},
+                "ignore_mismatched_sizes": True}
+
+    def train_features(self, data: Data, tokenizer, max_seq_length: int, labels, settings):
+        def tokenize(batch):
+            encoded = tokenizer(batch[TEXT], truncation=True, max_length=max_seq_length)
+            encoded["labels"] = self.label_ids(batch[LABEL], labels)
+            return encoded
+
+        return data.dataset.map(tokenize, batched=True,
+                                remove_columns=data.dataset.column_names)
+
+    def collator(self, tokenizer):
+        return DataCollatorWithPadding(tokenizer)
+
+    def trainer_metrics(self, labels):
+        def compute(eval_pred) -> dict[str, float]:
+            predicted = np.argmax(eval_pred.predictions, axis=-1)
+            gold = eval_pred.label_ids
+            return {"accuracy": float(skm.accuracy_score(gold, predicted)),
+                    "f1_macro": float(skm.f1_score(gold, predicted, average="macro",
+                                                   zero_division=0))}
+        return compute
+
+    # --- inference ------------------------------------------------------------------------
+    def probabilities(self, predictor, texts: list[str]) -> np.ndarray:
+        max_length = predictor.tokenizer.model_max_length
+        features = [dict(f) for f in _unbatch(predictor.tokenizer(
+            texts, truncation=True, max_length=min(max_length, 512)))]
+        logits = predictor.run(features, lambda out, batch, lengths: list(to_numpy(out.logits)))
+        return softmax(np.stack(logits)) if logits else np.zeros((0, 0))
+
+    def predict(self, predictor, rows: list[dict], params: dict) -> list:
+        probs = self.probabilities(predictor, [row["input_string"] for row in rows])
+        id2label = predictor.model.config.id2label
+        top_k = min(params.get("top_k", 1), probs.shape[-1] if len(probs) else 1)
+        answers = []
+        for row in probs:
+            best = np.argsort(-row, kind="stable")[:top_k]
+            ranked = [{"label": id2label[int(i)], "score": float(row[i])} for i in best]
+            answers.append(ranked[0] if params.get("top_k", 1) == 1 else ranked)
+        return answers
+
+    def evaluate(self, predictor, data: Data, out_dir: Path, settings: Mapping[str, Any]
+                 ) -> EvalResult:
+        texts = data.dataset[TEXT]
+        probs = self.probabilities(predictor, texts)
+        id2label = {int(i): name for i, name in predictor.model.config.id2label.items()}
+        model_labels = [id2label[i] for i in range(len(id2label))]
+        data_labels = settings.get("labels") or model_labels
+        gold = [data_labels[v] if isinstance(v, int) else v for v in data.dataset[LABEL]]
+        unknown = sorted(set(gold) - set(model_labels))
+        if unknown:
+            raise DataError(f"gold labels {unknown} are not labels of the model "
+                            f"({model_labels}); pass label names that match the model",
+                            source=data.sources[0][0], column=LABEL)
+        gold_ids = np.array([model_labels.index(g) for g in gold])
+        predicted = probs.argmax(axis=-1)
+        label_ids = list(range(len(model_labels)))
+        metrics = {"accuracy": float(skm.accuracy_score(gold_ids, predicted))}
+        for average in ("macro", "micro", "weighted"):
+            p, r, f, _ = skm.precision_recall_fscore_support(
+                gold_ids, predicted, labels=label_ids, average=average, zero_division=0)
+            metrics |= {f"precision_{average}": float(p), f"recall_{average}": float(r),
+                        f"f1_{average}": float(f)}
+        metrics["log_loss"] = float(skm.log_loss(gold_ids, probs, labels=label_ids))
+        report = skm.classification_report(gold_ids, predicted, labels=label_ids,
+                                           target_names=model_labels, output_dict=True,
+                                           zero_division=0)
+        per_class = {name: {k: float(v) for k, v in report[name].items()} for name in model_labels}
+        matrix = skm.confusion_matrix(gold_ids, predicted, labels=label_ids)
+        (out_dir / "confusion_matrix.json").write_text(json.dumps(
+            {"labels": model_labels, "matrix": matrix.tolist()}, indent=2))
+        plot_confusion_matrix(matrix, model_labels, out_dir / "confusion_matrix.png")
+        rows = [{"text": t, "label": g, "predicted": model_labels[p], "score": float(pr[p])}
+                for t, g, p, pr in zip(texts, gold, predicted, probs)]
+        return EvalResult(metrics=metrics, rows=rows,
+                          details={"per_class": per_class, "labels": model_labels},
+                          artifacts={"confusion_matrix": "confusion_matrix.json",
+                                     "confusion_matrix_plot": "confusion_matrix.png"})
+
+    def example_request(self) -> dict[str, list]:
+        return {"input_string": ["i feel so happy and cheerful today",
+                                 "i am terrified of what comes next"]}
+
+
+def _unbatch(encoding) -> list[dict]:
+    keys = list(encoding.keys())
+    return [{k: encoding[k][i] for k in keys} for i in range(len(encoding["input_ids"]))]
+
+
+def plot_confusion_matrix(matrix: np.ndarray, labels: list[str], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    from sklearn.metrics import ConfusionMatrixDisplay
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(1.2 * len(labels) + 2, 1.2 * len(labels) + 1.5))
+    ConfusionMatrixDisplay(matrix, display_labels=labels).plot(ax=ax, colorbar=False,
+                                                               xticks_rotation=45)
+    ax.set_title("Confusion matrix (test split)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

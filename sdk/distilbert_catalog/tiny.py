@@ -1,0 +1,72 @@
+"""Build a tiny DistilBERT checkpoint for offline tests and the quickstart.
+
+The checkpoint is an ordinary Hugging Face model folder, shaped like ``distilbert-base-uncased``
+(a ``DistilBertForMaskedLM`` with an uncased WordPiece vocabulary), only small and randomly
+initialised, with the vocabulary trained on the project's bundled sample text. Every code path that
+loads it is the one that loads the real hub model.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable
+
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+from transformers import DistilBertConfig, DistilBertForMaskedLM, DistilBertTokenizer, set_seed
+
+from .samples import sample_dir
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def sample_texts() -> list[str]:
+    """Every string in the bundled sample data: the corpus the tiny vocabulary is trained on."""
+    texts: list[str] = []
+    for path in sorted(sample_dir().rglob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            row = json.loads(line)
+            texts.extend(_strings(row))
+    return texts
+
+
+def _strings(value) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def train_vocab(texts: Iterable[str], vocab_size: int) -> list[str]:
+    """Train an uncased WordPiece vocabulary the way BERT's was made, on ``texts``."""
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS)
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    vocab = tokenizer.get_vocab()
+    return sorted(vocab, key=vocab.__getitem__)
+
+
+def build_tiny_model(out_dir: str | Path, *, texts: Iterable[str] | None = None,
+                     vocab_size: int = 3000, dim: int = 64, n_layers: int = 2, n_heads: int = 2,
+                     hidden_dim: int = 256, max_position_embeddings: int = 512,
+                     seed: int = 0) -> Path:
+    """Write a tiny DistilBERT (masked-LM head, like the hub base model) and tokenizer to ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    vocab = train_vocab(sample_texts() if texts is None else texts, vocab_size)
+    tokenizer = DistilBertTokenizer(vocab={token: i for i, token in enumerate(vocab)},
+                                    do_lower_case=True, model_max_length=max_position_embeddings)
+    tokenizer.save_pretrained(out_dir)
+    set_seed(seed)
+    config = DistilBertConfig(vocab_size=len(vocab), dim=dim, n_layers=n_layers, n_heads=n_heads,
+                              hidden_dim=hidden_dim,
+                              max_position_embeddings=max_position_embeddings,
+                              pad_token_id=vocab.index("[PAD]"))
+    DistilBertForMaskedLM(config).save_pretrained(out_dir)
+    return out_dir

@@ -1,0 +1,181 @@
+"""Task-agnostic fine-tuning with the Hugging Face Trainer.
+
+Order matters: arguments and every data row are validated before a model is loaded, so a bad
+dataset fails in seconds with the file, row and column, never after half an epoch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from transformers import (AutoTokenizer, EarlyStoppingCallback, Trainer, TrainingArguments,
+                          set_seed)
+from transformers.trainer_utils import get_last_checkpoint
+
+from .arguments import FinetuneDataArgs, ModelArgs, TrainingArgs
+from .data import Data, load_data, split_files
+from .errors import CatalogError, DataError
+from .metrics_file import write_metrics
+from .modeling import resolve_model_source
+from .precision import default_device, resolve_precision
+from .tasks import get_task
+from .tracking import configure_tracking, log_flat
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FinetuneResult:
+    model_dir: Path
+    mlflow_model_dir: Path | None
+    metrics_dir: Path
+    metrics: dict[str, float]
+
+
+def load_split(local_path: str | None, data_args, split: str) -> Data:
+    """Load ``split`` from a local file/folder, else from the hub dataset in ``data_args``."""
+    if local_path:
+        return load_data(local_path, split=split)
+    if data_args.dataset_name:
+        return load_data(data_args.dataset_name, split=split, config=data_args.dataset_config)
+    raise CatalogError("no data: give a local data path (train_data / test_data) or a hub "
+                       "dataset_name")
+
+
+def load_validation(data_args: FinetuneDataArgs) -> Data | None:
+    """Validation data if there is any; never rows of the training files."""
+    if data_args.validation_data:
+        return load_data(data_args.validation_data, split=data_args.validation_split)
+    if data_args.train_data:
+        if Path(data_args.train_data).is_dir() and split_files(data_args.train_data,
+                                                               data_args.validation_split):
+            return load_data(data_args.train_data, split=data_args.validation_split)
+        return None
+    try:
+        return load_split(None, data_args, data_args.validation_split)
+    except DataError:
+        log.warning("no '%s' split in %s: training without validation",
+                    data_args.validation_split, data_args.dataset_name)
+        return None
+
+
+def finetune(task_name: str, model: ModelArgs, data: FinetuneDataArgs, task_args,
+             training: TrainingArgs, *, model_dir: str | Path, mlflow_model_dir: str | Path | None,
+             metrics_dir: str | Path) -> FinetuneResult:
+    """Fine-tune ``model`` on ``data`` for ``task_name``; write the model, MLflow model, metrics."""
+    task = get_task(task_name)
+    model_dir, metrics_dir = Path(model_dir), Path(metrics_dir)
+    precision = resolve_precision(training.precision)
+
+    # 1. Data: load and validate everything before touching the model.
+    train = load_split(data.train_data, data, data.train_split)
+    given_labels = getattr(task_args, "labels", None)
+    train = task.prepare_data(train, task_args.keys, given_labels)
+    labels = task.label_names(train, given_labels)
+    validation = load_validation(data)
+    if validation is not None:
+        validation = task.prepare_data(validation, task_args.keys, labels)
+
+    # 2. Model and tokenizer.
+    source, _ = resolve_model_source(model.model)
+    set_seed(training.seed)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    net = task.model_class().from_pretrained(source, **task.model_kwargs(labels))
+
+    # 3. Features (unpadded; the collator pads per batch).
+    settings = dataclasses.asdict(task_args)
+    train_features = with_lengths(task.train_features(train, tokenizer, task_args.max_seq_length,
+                                                      labels, settings))
+    eval_features = (task.train_features(validation, tokenizer, task_args.max_seq_length, labels,
+                                         settings) if validation is not None else None)
+
+    metric = training.metric_for_best_model or task.default_metric_for_best_model
+    has_eval = eval_features is not None
+    args = TrainingArguments(
+        output_dir=str(model_dir / "checkpoints"),
+        num_train_epochs=training.num_train_epochs,
+        max_steps=training.max_steps,
+        learning_rate=training.learning_rate,
+        per_device_train_batch_size=training.per_device_train_batch_size,
+        per_device_eval_batch_size=training.per_device_eval_batch_size,
+        gradient_accumulation_steps=training.gradient_accumulation_steps,
+        warmup_steps=training.warmup_ratio,  # a float in [0, 1) is a ratio of all steps
+        weight_decay=training.weight_decay,
+        lr_scheduler_type=training.lr_scheduler_type,
+        seed=training.seed,
+        bf16=precision == "bf16",
+        use_cpu=default_device() == "cpu",
+        train_sampling_strategy="group_by_length",
+        eval_strategy="epoch" if has_eval else "no",
+        save_strategy="epoch",
+        save_total_limit=training.save_total_limit,
+        load_best_model_at_end=has_eval,
+        metric_for_best_model=metric if has_eval else None,
+        logging_strategy="steps",
+        logging_steps=0.05,
+        report_to=["mlflow"],
+        disable_tqdm=True,
+    )
+    callbacks = []
+    if training.early_stopping:
+        if not has_eval:
+            raise CatalogError("early_stopping needs validation data (validation_data or a "
+                               "validation split)")
+        callbacks.append(EarlyStoppingCallback(training.early_stopping_patience))
+    trainer = Trainer(model=net, args=args, data_collator=task.collator(tokenizer),
+                      train_dataset=train_features, eval_dataset=eval_features,
+                      processing_class=tokenizer, compute_metrics=task.trainer_metrics(labels),
+                      callbacks=callbacks)
+
+    configure_tracking()
+    config = {**dataclasses.asdict(training), **settings, "model": model.model,
+              "labels": labels, "precision_resolved": precision,
+              "train_examples": len(train),
+              "validation_examples": len(validation) if validation is not None else 0}
+    with mlflow.start_run(nested=mlflow.active_run() is not None):
+        mlflow.set_tags({"task": task.name, "stage": "finetune"})
+        output = trainer.train(resume_from_checkpoint=resolve_checkpoint(
+            training.resume_from_checkpoint))
+        metrics = {k: float(v) for k, v in output.metrics.items()
+                   if isinstance(v, (int, float))}
+        if has_eval:
+            metrics |= {k: float(v) for k, v in trainer.evaluate().items()
+                        if isinstance(v, (int, float))}
+        trainer.save_model(str(model_dir))
+        log_flat(metrics, "final.")
+        write_metrics(metrics_dir, task=task.name, stage="finetune", model=model.model,
+                      dataset=data.dataset_name or data.train_data,
+                      split=data.validation_split if has_eval else data.train_split,
+                      n_examples=len(validation) if has_eval else len(train),
+                      metrics=metrics, config=config)
+        mlflow.log_artifact(str(metrics_dir / "metrics.json"))
+        mlflow_dir = None
+        if mlflow_model_dir:
+            from .packaging import save_mlflow_model
+
+            mlflow_dir = save_mlflow_model(model_dir, mlflow_model_dir, task_name=task.name)
+    return FinetuneResult(model_dir, mlflow_dir, metrics_dir, metrics)
+
+
+def with_lengths(features):
+    """Add the ``length`` column that length-grouped sampling reads instead of re-measuring."""
+    return features.map(lambda batch: {"length": [len(ids) for ids in batch["input_ids"]]},
+                        batched=True)
+
+
+def resolve_checkpoint(path: str | None) -> str | None:
+    """A checkpoint folder, or the newest ``checkpoint-N`` inside a folder, or None."""
+    if not path:
+        return None
+    path_ = Path(path)
+    if (path_ / "trainer_state.json").exists():
+        return str(path_)
+    last = get_last_checkpoint(str(path_)) if path_.is_dir() else None
+    if last is None:
+        raise CatalogError(f"resume_from_checkpoint: no Trainer checkpoint in {path}")
+    return last
