@@ -1,3 +1,11 @@
-"""DistilBERT plugin for an Azure ML-style model catalog."""
+"""DistilBERT plugin for an Azure ML-style model catalog.
+
+Notebook entry points: :func:`finetune`, :func:`evaluate`, :func:`load_model`,
+:func:`model_card`, :func:`pipeline_job` (azure-ai-ml) and :func:`run_pipeline` (local).
+"""
 
 __version__ = "0.1.0"
+
+from .api import evaluate, finetune, load_model, model_card, pipeline_job, run_pipeline  # noqa: E402
+
+__all__ = ["evaluate", "finetune", "load_model", "model_card", "pipeline_job", "run_pipeline"]

@@ -127,3 +127,76 @@ class TextClassificationArgs:
     @property
     def labels(self) -> list[str] | None:
         return [n.strip() for n in self.label_names.split(",")] if self.label_names else None
+
+
+@dataclass
+class QuestionAnsweringArgs:
+    question_key: str = arg("question", "Column holding the question.")
+    context_key: str = arg("context", "Column holding the context passage the answer is taken "
+                                      "from.")
+    answers_key: str = arg(
+        "answers", 'Column holding SQuAD answers {"text": [...], "answer_start": [...]}; empty '
+        "lists mark an unanswerable question (SQuAD v2). Ignored when answer_start_key and "
+        "answer_text_key are given.")
+    answer_start_key: Optional[str] = arg(
+        None, "Instead of answers_key: a column with the answer's character offset in the "
+        "context (an integer, or a list of them; empty/null/-1 = unanswerable).")
+    answer_text_key: Optional[str] = arg(
+        None, "Instead of answers_key: a column with the answer text (a string, or a list of "
+        "them; empty/null = unanswerable). Give it together with answer_start_key.")
+    id_key: str = arg("id", "Column holding a unique question id; stable ids are generated when "
+                            "the column is missing.")
+    max_seq_length: int = arg(384, "Tokens per window (question + context slice + special "
+                                   "tokens); longer contexts are split into overlapping windows.")
+    doc_stride: int = arg(128, "Context tokens shared by two consecutive windows of a long "
+                               "context.")
+    max_query_length: int = arg(64, "Question tokens kept; longer questions are cut.")
+    max_answer_length: int = arg(30, "Longest answer, in tokens.")
+    n_best_size: int = arg(20, "Start and end candidates searched per window.")
+    fix_answer_start: bool = arg(
+        False, "When context[answer_start:answer_start+len(text)] is not the answer text, move "
+        "answer_start to the nearest occurrence of the text instead of failing (an answer text "
+        "that does not occur in the context is still an error).")
+
+    def __post_init__(self):
+        from .tasks.question_answering.engine import QAParams, validate_params
+
+        validate_params(QAParams(max_seq_length=self.max_seq_length, doc_stride=self.doc_stride,
+                                 max_query_length=self.max_query_length,
+                                 n_best_size=self.n_best_size,
+                                 max_answer_length=self.max_answer_length))
+        if self.doc_stride >= self.max_seq_length - self.max_query_length:
+            from .errors import CatalogError
+
+            raise CatalogError(
+                f"doc_stride={self.doc_stride} must be smaller than max_seq_length - "
+                f"max_query_length = {self.max_seq_length - self.max_query_length} (minus the "
+                "special tokens), or windows over a long context would not advance")
+        if bool(self.answer_start_key) != bool(self.answer_text_key):
+            from .errors import CatalogError
+
+            raise CatalogError("give answer_start_key and answer_text_key together (flat answer "
+                               "columns), or neither (the answers_key column)")
+
+    @property
+    def keys(self) -> dict:
+        return {"question_key": self.question_key, "context_key": self.context_key,
+                "answers_key": self.answers_key, "answer_start_key": self.answer_start_key,
+                "answer_text_key": self.answer_text_key, "id_key": self.id_key,
+                "fix_answer_start": self.fix_answer_start}
+
+
+@dataclass
+class QAEvaluationArgs(QuestionAnsweringArgs):
+    """The question-answering columns and windowing, plus what only evaluation needs."""
+
+    predictions_file: Optional[str] = arg(
+        None, "Score these predictions instead of running a model: jsonl rows {id, "
+        "prediction_text, no_answer_probability (optional)} or the official SQuAD JSON "
+        "{id: answer text}. \"\" means no answer.", "uri_file")
+    handle_impossible_answer: bool = arg(
+        True, "Allow the empty (no answer) prediction, as SQuAD v2 needs; set false for SQuAD "
+        "v1-style data where every question has an answer.")
+    null_score_threshold: float = arg(
+        0.0, "Predict no answer when null_score > best_span_score + null_score_threshold; "
+        "positive values make no-answer rarer.")

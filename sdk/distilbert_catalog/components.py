@@ -7,6 +7,7 @@ Python arguments cannot drift. The component's ``run.py`` calls :func:`main` wit
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import sys
 import typing
@@ -72,6 +73,22 @@ COMPONENTS: dict[str, Component] = {c.folder: c for c in (
         "and F1, per-label report, log loss, confusion matrix.",
         "evaluate", (A.ModelArgs, A.EvaluateDataArgs, A.TextClassificationArgs, A.EvaluationArgs),
         EVALUATE_OUTPUTS, task="text-classification", environment="inference"),
+    Component(
+        "finetune/question_answering", "DistilBERT fine-tune: extractive question answering",
+        "Fine-tunes DistilBERT for extractive question answering on SQuAD-style data (id, title, "
+        "context, question, answers{text[], answer_start[]}; v1 or v2, where empty answers mark "
+        "an unanswerable question) with the Hugging Face Trainer. Long contexts are split into "
+        "overlapping windows; answer offsets are checked before the model is loaded.",
+        "finetune", (A.ModelArgs, A.FinetuneDataArgs, A.QuestionAnsweringArgs, A.TrainingArgs),
+        FINETUNE_OUTPUTS, task="question-answering", distributed=True),
+    Component(
+        "evaluate/question_answering", "DistilBERT evaluate: extractive question answering",
+        "Evaluates extractive question answering with the official SQuAD v2 metrics: exact and "
+        "F1, HasAns/NoAns, best_exact/best_f1 and their no-answer thresholds (SQuAD v1 numbers "
+        "when every question has an answer). Scores a model, or a predictions file from any "
+        "model; writes per-question results and a plot of F1 against the no-answer threshold.",
+        "evaluate", (A.ModelArgs, A.EvaluateDataArgs, A.QAEvaluationArgs, A.EvaluationArgs),
+        EVALUATE_OUTPUTS, task="question-answering", environment="inference"),
     Component(
         "model_card", "DistilBERT model card",
         "Renders the catalog model card (Markdown + images) from evaluation metrics.json and the "
@@ -166,12 +183,17 @@ def write_specs(root: str | Path = ".", check: bool = False) -> list[Path]:
 # --- entry points --------------------------------------------------------------------------
 def parse(component: Component, argv: Sequence[str] | None = None):
     """Parse a component's command line into its dataclasses and an outputs namespace."""
-    parser = HfArgumentParser(component.args, prog=component.name,
+    parser = HfArgumentParser(component.args, prog=component.name, allow_abbrev=False,
                               description=component.description)
     for name, (_, description) in component.outputs.items():
         parser.add_argument(f"--{name}", required=True, help=description)
-    *parsed, outputs = parser.parse_args_into_dataclasses(
-        args=list(sys.argv[1:] if argv is None else argv))
+    namespace = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    parsed = []
+    for cls in component.args:  # exact flags only: parse_args already refused unknown ones
+        names = {f.name for f in dataclasses.fields(cls) if f.init}
+        parsed.append(cls(**{name: getattr(namespace, name) for name in names}))
+    outputs = argparse.Namespace(**{name: getattr(namespace, name)
+                                    for name in component.outputs})
     return parsed, outputs
 
 

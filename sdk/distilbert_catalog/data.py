@@ -86,6 +86,19 @@ def _load_file(path: Path) -> datasets.Dataset:
         raise DataError(f"could not read {builder} data: {exc}", source=str(path)) from exc
 
 
+def _concatenate(parts: list[datasets.Dataset], files: list[Path]) -> datasets.Dataset:
+    """Concatenate files of one dataset, aligning column types (csv strings vs json strings)."""
+    features = parts[0].features
+    aligned = [parts[0]]
+    for part, file in zip(parts[1:], files[1:]):
+        try:
+            aligned.append(part if part.features == features else part.cast(features))
+        except (ValueError, TypeError) as exc:
+            raise DataError(f"its columns {part.column_names} do not match those of {files[0]} "
+                            f"({parts[0].column_names}): {exc}", source=str(file)) from exc
+    return datasets.concatenate_datasets(aligned)
+
+
 def load_data(source: str | Path, *, split: str | None = None, config: str | None = None) -> Data:
     """Load ``source``: a local file, a local folder of files, or a hub dataset name.
 
@@ -106,7 +119,7 @@ def load_data(source: str | Path, *, split: str | None = None, config: str | Non
             parts.append(part)
             sources.append((str(file), start))
             start += len(part)
-        dataset = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
+        dataset = parts[0] if len(parts) == 1 else _concatenate(parts, files)
     else:
         try:
             dataset = datasets.load_dataset(str(source), config, split=split or "train")
@@ -124,8 +137,8 @@ def load_data(source: str | Path, *, split: str | None = None, config: str | Non
 
 def rename_columns(data: Data, mapping: dict[str, str]) -> Data:
     """Rename user columns (``{user_name: canonical_name}``) after checking they exist."""
-    mapping = {src: dst for src, dst in mapping.items() if src != dst}
     data.require_columns(mapping)
+    mapping = {src: dst for src, dst in mapping.items() if src != dst}
     if mapping:
         data.dataset = data.dataset.rename_columns(mapping)
     return data

@@ -47,14 +47,19 @@ def evaluate(task_name: str, model: ModelArgs, data: EvaluateDataArgs, task_args
     settings = {**dataclasses.asdict(task_args), "labels": getattr(task_args, "labels", None)}
     test = load_split(data.test_data, data, data.test_split)
     test = task.prepare_data(test, task_args.keys, settings["labels"])
-    predictor = load_predictor(model.model, task_name=task.name, precision=options.precision,
-                               batch_size=options.batch_size)
+    # A task may score a predictions file made by any model instead of running one.
+    predictor = None if settings.get("predictions_file") else load_predictor(
+        model.model, task_name=task.name, precision=options.precision,
+        batch_size=options.batch_size)
     result: EvalResult = task.evaluate(predictor, test, out_dir, settings)
     write_jsonl(out_dir / "predictions.jsonl", result.rows)
-    artifacts = {"predictions": "predictions.jsonl", "sample": write_sample(out_dir, predictor),
-                 **result.artifacts}
-    config = {**settings, **dataclasses.asdict(options), "precision_resolved": predictor.precision}
-    path = write_metrics(out_dir, task=task.name, stage="evaluation", model=model.model,
+    artifacts = {"predictions": "predictions.jsonl", **result.artifacts}
+    config = {**settings, **dataclasses.asdict(options)}
+    if predictor is not None:
+        artifacts["sample"] = write_sample(out_dir, predictor)
+        config["precision_resolved"] = predictor.precision
+    evaluated = settings["predictions_file"] if predictor is None else model.model
+    path = write_metrics(out_dir, task=task.name, stage="evaluation", model=evaluated,
                          dataset=data.dataset_name or data.test_data, split=data.test_split,
                          n_examples=len(test), metrics=result.metrics, details=result.details,
                          artifacts=artifacts, config=config)

@@ -38,3 +38,15 @@ def log_flat(metrics: dict, prefix: str = "") -> None:
             flat[key] = float(value)
     if flat:
         mlflow.log_metrics(flat)
+
+
+def child_env(default_dir: str | Path = "mlruns") -> dict[str, str]:
+    """Environment for component processes started locally: track to the caller's store.
+
+    The local runner starts each step in its component folder, so the default store must be an
+    absolute path chosen by the caller, not ``./mlruns`` of the step.
+    """
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return {}
+    return {"MLFLOW_TRACKING_URI": Path(default_dir).resolve().as_uri(),
+            "MLFLOW_ALLOW_FILE_STORE": "true"}

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-from transformers import (AutoTokenizer, EarlyStoppingCallback, Trainer, TrainingArguments,
-                          set_seed)
+from transformers import (AutoTokenizer, EarlyStoppingCallback, Trainer, TrainerCallback,
+                          TrainingArguments, set_seed)
 from transformers.trainer_utils import get_last_checkpoint
 
 from .arguments import FinetuneDataArgs, ModelArgs, TrainingArgs
@@ -121,7 +121,7 @@ def finetune(task_name: str, model: ModelArgs, data: FinetuneDataArgs, task_args
         report_to=["mlflow"],
         disable_tqdm=True,
     )
-    callbacks = []
+    callbacks: list[TrainerCallback] = [ForgetForeignBestCheckpoint()]
     if training.early_stopping:
         if not has_eval:
             raise CatalogError("early_stopping needs validation data (validation_data or a "
@@ -160,6 +160,19 @@ def finetune(task_name: str, model: ModelArgs, data: FinetuneDataArgs, task_args
 
             mlflow_dir = save_mlflow_model(model_dir, mlflow_model_dir, task_name=task.name)
     return FinetuneResult(model_dir, mlflow_dir, metrics_dir, metrics)
+
+
+class ForgetForeignBestCheckpoint(TrainerCallback):
+    """Resuming from another job's checkpoint brings that job's ``best_model_checkpoint`` path.
+
+    Trainer's checkpoint rotation keeps only the best one plus the newest, and the best one is not
+    in this run's folder, so with ``save_total_limit=1`` it would delete every checkpoint we write.
+    """
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        best = state.best_model_checkpoint
+        if best and not Path(best).resolve().is_relative_to(Path(args.output_dir).resolve()):
+            state.best_model_checkpoint, state.best_metric = None, None
 
 
 def with_lengths(features):

@@ -37,28 +37,22 @@ CUES = {
     "surprise": "surprised amazed astonished shocked stunned startled bewildered speechless "
                 "awestruck flabbergasted dumbfounded astounded baffled staggered dazed",
 }
+# Short sentences keep the cue words a large share of each text (learnable from scratch).
 EMO_TEMPLATES = [  # {c}/{c2}: two different cue words of the row's class
-    "i feel {c} and {c2} {s} {t}", "i feel so {c} and a bit {c2} {s} {t}",
-    "im feeling {c} and {c2} {s} {t}", "i am feeling rather {c} {s} and {c2} {t}",
-    "i have been feeling {c} and kind of {c2} {s} {t}", "i still feel {c} {s} {t}",
-    "i woke up {t} feeling {c} and {c2} {s}", "i feel really {c} {s} so {c2} {t}",
-    "i guess i feel a little {c} and {c2} {s} {t}", "i just feel {c} {s} {t}",
-    "i feel {c} {s} and honestly a bit {c2} {t}", "to be honest i feel {c} and {c2} {s} {t}",
-    "i cant stop feeling {c} {s} i am so {c2} {t}", "i feel quite {c} and {c2} {s} {t}",
+    "i feel {c} and {c2} {s} {t}", "i feel so {c} and {c2} {s} {t}",
+    "im feeling {c} and {c2} {s} {t}", "i am {c} and {c2} {s} {t}", "i feel {c} {s} so {c2} {t}",
+    "i still feel {c} {s} {t}", "i just feel {c} {s} {t}", "i feel {c} and {c2} {t}",
+    "feeling {c} and {c2} {s} {t}", "i am so {c} {s} {t}", "i feel {c} {c2} {s} {t}",
+    "i feel quite {c} and {c2} {s} {t}", "i was {c} and {c2} {s} {t}",
 ]
-SITUATIONS = [
-    "about the trip to the coast", "after the call with my mom", "when i think about the new job",
-    "since we moved to the city", "at work", "every time i open my laptop",
-    "reading the messages from my friends", "about the results of the exam",
-    "thinking about my grandmother", "while cooking dinner", "on the bus home", "after the meeting",
-    "about the plans for the weekend", "with my roommate", "at the party", "when my phone rang",
-    "about the news", "walking through the park", "after class", "at the airport",
-    "watching the game", "about my little brother", "when i saw the letter", "about the house",
-    "in the garden", "talking to my coach", "during the long drive", "about the wedding",
-    "at the concert", "looking at old photos", "about my sister and her kids", "at the gym",
+SITUATIONS = [  # neutral filler shared by all classes
+    "at work", "at home", "after class", "at the party", "on the bus", "at school",
+    "after dinner", "this weekend", "about my job", "about the trip", "about my sister",
+    "about the move", "about the exam", "about my dad", "in the garden", "at the gym",
+    "at the airport", "in the car", "about the news", "about the house", "with my friends",
+    "with my roommate", "at the concert", "at the office",
 ]
-TIMES = ["", "today", "this morning", "tonight", "lately", "right now", "this week", "again",
-         "all day", "these days", "yesterday", "once more"]
+TIMES = ["", "today", "lately", "again", "tonight", "now"]
 EMO_SIZES = {"train": 80, "validation": 10, "test": 17}  # rows per class
 
 

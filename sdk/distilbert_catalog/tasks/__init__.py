@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from .base import Task
+from .question_answering import QuestionAnswering
 from .text_classification import TextClassification
 
-TASKS: dict[str, Task] = {task.name: task for task in (TextClassification(),)}
+TASKS: dict[str, Task] = {task.name: task for task in (TextClassification(),
+                                                       QuestionAnswering())}
 
 
 def get_task(name: str) -> Task:
@@ -16,7 +18,8 @@ def get_task(name: str) -> Task:
 
 
 #: model head (``config.architectures`` suffix) → task, for plain HF model folders
-HEADS = {"ForSequenceClassification": "text-classification"}
+HEADS = {"ForSequenceClassification": "text-classification",
+         "ForQuestionAnswering": "question-answering"}
 
 
 def task_for_config(config) -> str:

@@ -115,7 +115,11 @@ class Task(ABC):
     @abstractmethod
     def evaluate(self, predictor, data: Data, out_dir: Path, settings: Mapping[str, Any]
                  ) -> EvalResult:
-        """Predict on ``data`` and compute the task's metrics; write task plots into out_dir."""
+        """Predict on ``data`` and compute the task's metrics; write task plots into out_dir.
+
+        ``predictor`` is None when ``settings["predictions_file"]`` names predictions to score
+        instead (tasks whose evaluate arguments offer that input).
+        """
 
     @abstractmethod
     def example_request(self) -> dict[str, list]:

@@ -136,12 +136,12 @@ class TextClassification(Task):
 
     def evaluate(self, predictor, data: Data, out_dir: Path, settings: Mapping[str, Any]
                  ) -> EvalResult:
-        texts = data.dataset[TEXT]
+        texts = list(data.dataset[TEXT])
         probs = self.probabilities(predictor, texts)
         id2label = {int(i): name for i, name in predictor.model.config.id2label.items()}
         model_labels = [id2label[i] for i in range(len(id2label))]
         data_labels = settings.get("labels") or model_labels
-        gold = [data_labels[v] if isinstance(v, int) else v for v in data.dataset[LABEL]]
+        gold = [data_labels[v] if isinstance(v, int) else v for v in list(data.dataset[LABEL])]
         unknown = sorted(set(gold) - set(model_labels))
         if unknown:
             raise DataError(f"gold labels {unknown} are not labels of the model "

@@ -1,0 +1,108 @@
+"""The notebook SDK: the catalog's components as Python calls, plus Azure ML pipeline jobs.
+
+Keyword arguments are exactly the component inputs of ``components/<stage>/<task>/spec.yaml``
+(they come from the same dataclasses), so what works here works in YAML and on the CLI::
+
+    import distilbert_catalog as dc
+    result = dc.finetune("text-classification", train_data="data/emotion",
+                         label_names="sadness,joy,love,anger,fear,surprise", num_train_epochs=2)
+    metrics = dc.evaluate("text-classification", mlflow_model_path=result.mlflow_model_dir,
+                          test_data="data/emotion")
+    job = dc.pipeline_job("emotion-detection", model_name="distilbert-base-uncased")
+    # ml_client.jobs.create_or_update(job)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from .components import COMPONENTS, Component
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PIPELINES_DIR = REPO_ROOT / "pipelines"
+
+
+def component_for(stage: str, task: str) -> Component:
+    folder = f"{stage}/{task.replace('-', '_')}"
+    if folder not in COMPONENTS:
+        tasks = sorted(c.task for c in COMPONENTS.values() if c.stage == stage and c.task)
+        raise ValueError(f"no {stage} component for task '{task}'; available: {tasks}")
+    return COMPONENTS[folder]
+
+
+def build_args(component: Component, kwargs: dict[str, Any]) -> list:
+    """Split keyword arguments over the component's dataclasses; unknown names fail loudly."""
+    valid = {f.name for cls in component.args for f in dataclasses.fields(cls)}
+    unknown = sorted(set(kwargs) - valid)
+    if unknown:
+        raise TypeError(f"unknown arguments {unknown} for {component.name}; valid: {sorted(valid)}")
+    return [cls(**{f.name: kwargs[f.name] for f in dataclasses.fields(cls) if f.name in kwargs})
+            for cls in component.args]
+
+
+def finetune(task: str, *, output_dir: str | Path = "outputs/finetune", **kwargs):
+    """Fine-tune locally; returns a FinetuneResult (model_dir, mlflow_model_dir, metrics)."""
+    from .training import finetune as run
+
+    model, data, task_args, training = build_args(component_for("finetune", task), kwargs)
+    out = Path(output_dir)
+    return run(task, model, data, task_args, training, model_dir=out / "pytorch_model_folder",
+               mlflow_model_dir=out / "mlflow_model_folder", metrics_dir=out / "metrics")
+
+
+def evaluate(task: str, *, output_dir: str | Path = "outputs/evaluation", **kwargs) -> dict:
+    """Evaluate locally; returns the metrics.json record (also written to ``output_dir``)."""
+    from .evaluation import evaluate as run
+
+    model, data, task_args, options = build_args(component_for("evaluate", task), kwargs)
+    return run(task, model, data, task_args, options, output_dir)
+
+
+def load_model(source: str | Path, **kwargs):
+    """A Predictor for a hub id, HF folder or MLflow model: ``load_model(p).predict(rows)``."""
+    from .packaging import load_predictor
+
+    return load_predictor(source, **kwargs)
+
+
+def model_card(evaluation_dir: str | Path, output_dir: str | Path, **kwargs) -> Path:
+    from .cards import write_card
+
+    return write_card(output_dir, evaluation_dir=evaluation_dir, **kwargs)
+
+
+def pipeline_path(name: str | Path) -> Path:
+    path = Path(name)
+    if path.exists():
+        return path
+    candidate = PIPELINES_DIR / f"{name}.yaml"
+    if not candidate.exists():
+        available = sorted(p.stem for p in PIPELINES_DIR.glob("*.yaml"))
+        raise FileNotFoundError(f"no pipeline '{name}'; available: {available}")
+    return candidate
+
+
+def pipeline_job(name: str | Path, **inputs):
+    """The azure-ai-ml ``PipelineJob`` from ``pipelines/<name>.yaml`` with inputs overridden.
+
+    Submit it with ``ml_client.jobs.create_or_update(job)``.
+    """
+    from azure.ai.ml import load_job
+
+    job = load_job(source=pipeline_path(name))
+    unknown = sorted(set(inputs) - set(job.inputs))
+    if unknown:
+        raise TypeError(f"unknown pipeline inputs {unknown}; valid: {sorted(job.inputs)}")
+    for key, value in inputs.items():
+        job.inputs[key] = value
+    return job
+
+
+def run_pipeline(name: str | Path, *, output_dir: str | Path | None = None, **inputs) -> dict:
+    """Run a pipeline locally, offline; returns the step outputs and pipeline outputs."""
+    from .runner.pipeline import run_pipeline as run
+    from .tracking import child_env
+
+    return run(pipeline_path(name), inputs=inputs, output_dir=output_dir, env=child_env())

@@ -1,0 +1,151 @@
+"""The ``distilbert-catalog`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from .errors import CatalogError
+
+
+def _pairs(items: list[str], flag: str) -> dict[str, str]:
+    pairs = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise CatalogError(f"{flag} expects NAME=VALUE; got {item!r}")
+        pairs[name] = value
+    return pairs
+
+
+def cmd_run(args) -> int:
+    from .runner.component import run_component
+    from .runner.pipeline import run_pipeline
+    from .tracking import child_env
+
+    with open(args.yaml) as f:
+        kind = (yaml.safe_load(f) or {}).get("type")
+    inputs = {**_pairs(args.input, "--input"), **_pairs(args.set, "--set")}
+    out = Path(args.output_dir)
+    env = child_env(out / "mlruns")
+    if kind == "pipeline":
+        result = run_pipeline(args.yaml, inputs=inputs, output_dir=out, env=env)
+        print(json.dumps({k: {n: str(p) for n, p in v.items()} if isinstance(v, dict) else str(v)
+                          for k, v in result.items() if k != "steps"}, indent=2))
+    elif kind == "command":
+        outputs = run_component(args.yaml, inputs, out, env=env)
+        print(json.dumps({name: str(path) for name, path in outputs.items()}, indent=2))
+    else:
+        raise CatalogError(f"{args.yaml}: type must be 'command' or 'pipeline'; got {kind!r}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from .quickstart import SCORE_SCRIPT
+    from .runner.endpoints import serve_forever
+
+    return serve_forever(SCORE_SCRIPT, args.model, port=args.port)
+
+
+def cmd_invoke(args) -> int:
+    from .runner.endpoints import invoke
+
+    payload = Path(args.request_file).read_text()
+    status, body = invoke(args.url, payload)
+    print(json.dumps(body, indent=2) if not isinstance(body, str) else body)
+    return 0 if status < 400 else 1
+
+
+def cmd_batch(args) -> int:
+    from .runner.endpoints import run_batch
+
+    batch_script = Path(__file__).resolve().parent / "serving" / "batch_score.py"
+    path, summary = run_batch(batch_script, args.model, args.input, args.output_dir,
+                              mini_batch_size=args.mini_batch_size, dataframe_header=True)
+    print(json.dumps({**summary, "output_file": str(path)}, indent=2, default=str))
+    return 0 if not summary.get("failed_files") else 1
+
+
+def cmd_quickstart(args) -> int:
+    from .quickstart import quickstart
+
+    summary = quickstart(args.output_dir)
+    return 0 if summary["http_status"] == 200 else 1
+
+
+def cmd_specs(args) -> int:
+    from .components import write_specs
+
+    changed = write_specs(args.root, check=args.check)
+    for path in changed:
+        print(("out of date: " if args.check else "wrote ") + str(path))
+    return 1 if args.check and changed else 0
+
+
+def cmd_tiny_model(args) -> int:
+    from .tiny import build_tiny_model
+
+    print(build_tiny_model(args.output_dir))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="distilbert-catalog", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a component spec.yaml or a pipeline YAML locally")
+    run.add_argument("yaml")
+    run.add_argument("--input", action="append", metavar="NAME=PATH", help="a data/model input")
+    run.add_argument("--set", action="append", metavar="NAME=VALUE", help="a literal input")
+    run.add_argument("--output-dir", default="out")
+    run.set_defaults(func=cmd_run)
+
+    serve = sub.add_parser("serve", help="serve a model under azmlinfsrv (Ctrl-C stops)")
+    serve.add_argument("model", help="MLflow model folder, HF model folder")
+    serve.add_argument("--port", type=int, default=5001)
+    serve.set_defaults(func=cmd_serve)
+
+    invoke = sub.add_parser("invoke", help="POST a JSON request file to a scoring URL")
+    invoke.add_argument("--request-file", required=True)
+    invoke.add_argument("--url", default="http://127.0.0.1:5001/score")
+    invoke.set_defaults(func=cmd_invoke)
+
+    batch = sub.add_parser("batch", help="score a file or folder like a batch endpoint")
+    batch.add_argument("model")
+    batch.add_argument("input")
+    batch.add_argument("--output-dir", default="batch-out")
+    batch.add_argument("--mini-batch-size", type=int, default=10)
+    batch.set_defaults(func=cmd_batch)
+
+    qs = sub.add_parser("quickstart", help="emotion pipeline end to end on bundled data")
+    qs.add_argument("--output-dir", default="quickstart-out")
+    qs.set_defaults(func=cmd_quickstart)
+
+    specs = sub.add_parser("specs", help="regenerate components/*/spec.yaml from the sdk")
+    specs.add_argument("--root", default=".")
+    mode = specs.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="(default) write the files")
+    mode.add_argument("--check", action="store_true", help="fail if any file is out of date")
+    specs.set_defaults(func=cmd_specs)
+
+    tiny = sub.add_parser("tiny-model", help="build the tiny offline DistilBERT")
+    tiny.add_argument("output_dir")
+    tiny.set_defaults(func=cmd_tiny_model)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except CatalogError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

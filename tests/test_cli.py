@@ -1,0 +1,43 @@
+"""The CLI drives the local runner over the real component and pipeline YAML."""
+
+import json
+
+from distilbert_catalog.cli import main
+from tests.conftest import EMOTION_LABELS, REPO
+
+
+def test_run_pipeline_yaml_end_to_end(tiny_model, tmp_path, capsys):
+    code = main(["run", str(REPO / "pipelines" / "emotion-detection.yaml"),
+                 "--set", f"model_name={tiny_model}", "--set", "num_train_epochs=1",
+                 "--set", "learning_rate=0.003", "--output-dir", str(tmp_path)])
+    assert code == 0
+    out = capsys.readouterr().out
+    for step in ("[1/3] finetune", "[2/3] evaluate", "[3/3] model_card"):
+        assert step in out
+    card = (tmp_path / "model_card" / "model_card" / "README.md").read_text()
+    assert card.startswith("# distilbert-base-uncased-emotion — text-classification")
+    metrics = json.loads((tmp_path / "evaluate" / "evaluation_result" / "metrics.json")
+                         .read_text())
+    assert metrics["n_examples"] == 102
+    assert (tmp_path / "mlruns").is_dir()  # the steps tracked to the caller's store
+
+
+def test_run_single_component_yaml(emotion_model, emotion_dir, tmp_path):
+    code = main(["run", str(REPO / "components/evaluate/text_classification/spec.yaml"),
+                 "--input", f"mlflow_model_path={emotion_model.mlflow_model_dir}",
+                 "--input", f"test_data={emotion_dir}", "--set", f"label_names={EMOTION_LABELS}",
+                 "--output-dir", str(tmp_path)])
+    assert code == 0
+    record = json.loads((tmp_path / "evaluation_result" / "metrics.json").read_text())
+    assert record["metrics"]["accuracy"] >= 0.8
+
+
+def test_specs_check_passes_on_the_committed_tree(capsys):
+    assert main(["specs", "--check", "--root", str(REPO)]) == 0
+
+
+def test_user_errors_exit_2_with_a_message(tmp_path, capsys):
+    code = main(["run", str(REPO / "pipelines" / "emotion-detection.yaml"),
+                 "--set", "no_such_input=1", "--output-dir", str(tmp_path)])
+    assert code == 2
+    assert "no_such_input" in capsys.readouterr().err

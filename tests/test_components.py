@@ -1,0 +1,121 @@
+"""Component specs and Python arguments have one source of truth; every YAML loads in azure-ai-ml."""
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import yaml
+
+from distilbert_catalog.components import COMPONENTS, fields, parse, render_spec
+from distilbert_catalog.runner.component import build_argv, load_spec
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("folder", sorted(COMPONENTS))
+def test_committed_spec_is_generated_from_the_dataclasses(folder):
+    component = COMPONENTS[folder]
+    assert (REPO / component.path).read_text() == render_spec(component), (
+        "spec.yaml is out of date: run `distilbert-catalog specs --write`")
+
+
+@pytest.mark.parametrize("folder", sorted(COMPONENTS))
+def test_spec_inputs_match_python_arguments(folder):
+    """Names, types, defaults and optionality agree field by field, and the command passes all."""
+    component = COMPONENTS[folder]
+    with open(REPO / component.path) as f:
+        spec = yaml.safe_load(f)
+    args = {f.name: f for f in fields(component)}
+    assert list(spec["inputs"]) == list(args)
+    for name, field in args.items():
+        declared = spec["inputs"][name]
+        default = None if field.default is dataclasses.MISSING else field.default
+        assert declared.get("default") == default, name
+        assert bool(declared.get("optional")) == ("Optional" in str(field.type)), name
+        assert declared["description"] == field.metadata["help"]
+        assert f"--{name} ${{{{inputs.{name}}}}}" in spec["command"]
+    assert set(spec["outputs"]) == set(component.outputs)
+
+
+@pytest.mark.parametrize("folder", sorted(COMPONENTS))
+def test_the_argv_azure_ml_would_build_parses(folder, tmp_path):
+    """Render the command like Azure ML (defaults filled, optional segments dropped) and parse it."""
+    component = COMPONENTS[folder]
+    spec = load_spec(REPO / component.path)
+    required = {}
+    for name, declared in spec["inputs"].items():
+        if not declared.get("optional") and "default" not in declared:
+            required[name] = str(tmp_path)
+    outputs = {name: str(tmp_path / name) for name in component.outputs}
+    argv = build_argv(spec, required, outputs)
+    assert argv[1] == "run.py"
+    parsed, parsed_outputs = parse(component, argv[2:])
+    for instance in parsed:
+        for field in dataclasses.fields(instance):
+            expected = required.get(field.name, field.default)
+            if expected is dataclasses.MISSING:
+                expected = None
+            assert getattr(instance, field.name) == expected, field.name
+    assert vars(parsed_outputs) == outputs
+
+
+def test_a_typo_in_arguments_fails_loudly():
+    with pytest.raises(SystemExit):
+        parse(COMPONENTS["finetune/text_classification"],
+              ["--learning_rat", "1e-4", "--pytorch_model_folder", "a",
+               "--mlflow_model_folder", "b", "--metrics", "c"])
+
+
+def yaml_files(folder: str) -> list[Path]:
+    return sorted((REPO / folder).rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", yaml_files("components"), ids=lambda p: str(p.relative_to(REPO)))
+def test_component_yaml_loads_and_validates(path):
+    from azure.ai.ml import load_component, load_online_deployment, load_online_endpoint
+    from azure.ai.ml import load_batch_deployment, load_batch_endpoint
+
+    with open(path) as f:
+        doc = yaml.safe_load(f)
+    assert "$schema" in doc
+    schema = doc["$schema"]
+    loader = {"commandComponent": load_component,
+              "managedOnlineDeployment": load_online_deployment,
+              "managedOnlineEndpoint": load_online_endpoint,
+              "batchDeployment": load_batch_deployment,
+              "modelBatchDeployment": load_batch_deployment,
+              "batchEndpoint": load_batch_endpoint}[schema.rsplit("/", 1)[-1].split(".")[0]]
+    entity = loader(source=path)
+    result = entity._validate() if hasattr(entity, "_validate") else None
+    if result is not None:
+        assert result.passed, result.error_messages
+    code_config = getattr(entity, "code_configuration", None)
+    if code_config is not None:  # deployments: the scoring script must exist where it points
+        assert (path.parent / code_config.code / code_config.scoring_script).is_file()
+
+
+@pytest.mark.parametrize("path", yaml_files("pipelines"), ids=lambda p: p.name)
+def test_pipeline_yaml_loads_and_validates(path):
+    from azure.ai.ml import load_job
+
+    job = load_job(source=path)
+    result = job._validate()
+    assert result.passed, result.error_messages
+    with open(path) as f:
+        assert "$schema" in yaml.safe_load(f)
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "environments").glob("*/environment.yaml")),
+                         ids=lambda p: p.parent.name)
+def test_environment_yaml_loads_and_is_referenced(path):
+    from azure.ai.ml import load_environment
+
+    env = load_environment(source=path)
+    context = path.parent / env.build.path
+    assert (context / "Dockerfile").exists()
+    requirements = (context / "requirements.txt").read_text().splitlines()
+    pins = [r for r in requirements if r and not r.startswith("#")]
+    assert pins and all("==" in r for r in pins), "environment requirements must be pinned"
+    assert "torch==2.13.0" in pins
+    referenced = {load_spec(REPO / c.path)["environment"] for c in COMPONENTS.values()}
+    assert f"azureml:{env.name}@latest" in referenced

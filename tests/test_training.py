@@ -1,0 +1,67 @@
+import json
+from pathlib import Path
+
+import pytest
+
+import distilbert_catalog as dc
+from distilbert_catalog.errors import DataError
+from tests.conftest import EMOTION_LABELS
+
+
+def test_tiny_model_learns_the_emotion_task(emotion_model, emotion_eval):
+    """Chance is 1/6 = 0.17; the tiny model must clearly learn the bundled task."""
+    record, _ = emotion_eval
+    assert record["metrics"]["accuracy"] >= 0.8
+    assert emotion_model.metrics["eval_accuracy"] >= 0.8
+    assert emotion_model.metrics["train_loss"] < 1.5  # ln(6) = 1.79 at chance
+
+
+def test_outputs_are_a_model_folder_an_mlflow_model_and_metrics(emotion_model):
+    assert (emotion_model.model_dir / "config.json").exists()
+    config = json.loads((emotion_model.model_dir / "config.json").read_text())
+    assert config["id2label"]["0"] == "sadness"
+    assert (emotion_model.mlflow_model_dir / "MLmodel").exists()
+    record = json.loads((emotion_model.metrics_dir / "metrics.json").read_text())
+    assert record["stage"] == "finetune" and record["config"]["train_examples"] == 480
+    assert record["config"]["labels"] == EMOTION_LABELS.split(",")
+
+
+def test_training_is_logged_to_mlflow(emotion_model, mlflow_store):
+    import mlflow
+
+    runs = mlflow.search_runs(search_all_experiments=True,
+                              filter_string="tags.stage = 'finetune'")
+    assert len(runs) >= 1
+    assert runs["metrics.final.eval_accuracy"].max() >= 0.8
+
+
+def test_bad_data_fails_before_any_model_is_loaded(tmp_path):
+    """The model name does not exist: reaching the model would raise a different error."""
+    train = tmp_path / "train.jsonl"
+    train.write_text('{"text": "i feel fine", "label": 0}\n{"text": "", "label": 1}\n')
+    with pytest.raises(DataError, match=r"row 2, column 'text'"):
+        dc.finetune("text-classification", output_dir=tmp_path / "out",
+                    model_name="no-such-org/no-such-model", train_data=str(train))
+    assert not (tmp_path / "out").exists()
+
+
+def test_resume_from_checkpoint(tiny_model, emotion_dir, tmp_path):
+    common = dict(model_name=str(tiny_model), train_data=str(emotion_dir),
+                  label_names=EMOTION_LABELS, learning_rate=3e-3,
+                  per_device_train_batch_size=32)
+    first = dc.finetune("text-classification", output_dir=tmp_path / "a", num_train_epochs=1,
+                        **common)
+    checkpoints = list((first.model_dir / "checkpoints").glob("checkpoint-*"))
+    assert checkpoints
+    resumed = dc.finetune("text-classification", output_dir=tmp_path / "b", num_train_epochs=2,
+                          resume_from_checkpoint=str(first.model_dir / "checkpoints"), **common)
+    state = json.loads(next(Path(resumed.model_dir / "checkpoints").glob(
+        "checkpoint-*/trainer_state.json")).read_text())
+    assert state["global_step"] == 2 * json.loads(
+        (checkpoints[0] / "trainer_state.json").read_text())["global_step"]
+    assert state["epoch"] == 2.0
+
+
+def test_unknown_sdk_arguments_fail_loudly():
+    with pytest.raises(TypeError, match="learning_rat"):
+        dc.finetune("text-classification", learning_rat=1e-3)
