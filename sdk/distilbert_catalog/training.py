@@ -10,7 +10,6 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import mlflow
 from transformers import (AutoTokenizer, EarlyStoppingCallback, Trainer, TrainerCallback,

@@ -26,6 +26,7 @@ from typing import Any, Mapping, TextIO
 import yaml
 
 from distilbert_catalog.errors import CatalogError
+from distilbert_catalog.runner.process import stop
 
 __all__ = [
     "RunnerError",
@@ -65,19 +66,24 @@ _REMOTE = re.compile(r"^(azureml:|[A-Za-z][A-Za-z0-9+.-]*://)")
 # Loading
 
 
+def read_yaml(path: str | os.PathLike, what: str) -> tuple[Path, Any]:
+    """``(absolute path, yaml.safe_load of the file)``; errors name ``what`` was expected."""
+    path = Path(path).expanduser().resolve()
+    if not path.is_file():
+        raise RunnerError(f"{what} not found: {path}")
+    try:
+        return path, yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise RunnerError(f"{path}: not valid YAML: {exc}") from exc
+
+
 def load_spec(path: str | os.PathLike) -> dict:
     """Read a command-component YAML with ``yaml.safe_load``.
 
     ``code`` is resolved against the spec's folder (default: the spec's folder itself) and stored back
     as an absolute path; ``_spec_path`` and ``_base_dir`` record where the spec came from.
     """
-    path = Path(path).expanduser().resolve()
-    if not path.is_file():
-        raise RunnerError(f"component spec not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise RunnerError(f"{path}: not valid YAML: {exc}") from exc
+    path, raw = read_yaml(path, "component spec")
     return normalize_spec(raw, base_dir=path.parent, source=str(path))
 
 
@@ -476,12 +482,7 @@ def _run_streaming(argv: list[str], *, cwd: Path, env: dict, stream: TextIO) -> 
                 break
         returncode = proc.wait()
     except BaseException:  # e.g. KeyboardInterrupt: do not leave the child running
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         raise
     finally:
         proc.stdout.close()

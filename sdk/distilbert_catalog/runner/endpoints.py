@@ -19,7 +19,6 @@ import contextlib
 import importlib.util
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from distilbert_catalog.errors import CatalogError
+from distilbert_catalog.runner.process import stop
 
 __all__ = [
     "EndpointError",
@@ -157,25 +157,6 @@ def _check_paths(entry_script: str | os.PathLike, model_dir: str | os.PathLike) 
     return script, model
 
 
-def _stop(process: subprocess.Popen, *, timeout: float = 10.0) -> None:
-    """Stop the server we started: SIGTERM to its own process group (master + workers), then SIGKILL."""
-    if process.poll() is not None:
-        return
-    try:
-        if os.name == "posix":
-            os.killpg(process.pid, signal.SIGTERM)
-        else:
-            process.terminate()
-        process.wait(timeout=timeout)
-    except (subprocess.TimeoutExpired, ProcessLookupError):
-        with contextlib.suppress(ProcessLookupError):
-            if os.name == "posix":
-                os.killpg(process.pid, signal.SIGKILL)
-            else:
-                process.kill()
-        process.wait()
-
-
 def _tail(text: str, lines: int = 60) -> str:
     """The useful part of a server log: the first traceback (the user's error) and the last lines."""
     all_lines = text.splitlines()
@@ -225,7 +206,7 @@ def serve(
         yield server
     finally:
         if process is not None:
-            _stop(process)
+            stop(process, group=True)
         with contextlib.suppress(OSError):
             log_path.unlink()
 
@@ -271,19 +252,13 @@ def serve_forever(
     print(f"Serving {script.name} with model {model}\n  score:  POST http://{HOST}:{port}/score\n"
           f"  health: GET  http://{HOST}:{port}/\nPress Ctrl-C to stop.", flush=True)
     process = subprocess.Popen(argv, cwd=script.parent, env=_server_env(script, model, env),
-                               stdin=subprocess.DEVNULL)
+                               stdin=subprocess.DEVNULL, start_new_session=True)
     try:
         return process.wait()
     except KeyboardInterrupt:
         return 130
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop(process, group=True)
 
 
 def invoke(url: str, payload: Any, *, timeout: float = 60.0,

@@ -21,7 +21,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import yaml
 
 from distilbert_catalog.errors import CatalogError
 from distilbert_catalog.runner.component import (
@@ -33,6 +32,7 @@ from distilbert_catalog.runner.component import (
     _is_optional,
     _strip_file_scheme,
     load_spec,
+    read_yaml,
     normalize_spec,
     run_component,
 )
@@ -59,13 +59,7 @@ class PipelineRunError(CatalogError, RuntimeError):
 
 def load_pipeline(path: str | os.PathLike) -> dict:
     """``yaml.safe_load`` a pipeline-job YAML and check its outline."""
-    path = Path(path).expanduser().resolve()
-    if not path.is_file():
-        raise RunnerError(f"pipeline YAML not found: {path}")
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise RunnerError(f"{path}: not valid YAML: {exc}") from exc
+    path, doc = read_yaml(path, "pipeline YAML")
     if not isinstance(doc, Mapping):
         raise RunnerError(f"{path}: a pipeline job must be a YAML mapping")
     if doc.get("type") != "pipeline":

@@ -1,0 +1,29 @@
+"""Child processes the runners start, and stop: politely first, then for sure."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+
+
+def stop(process: subprocess.Popen, *, timeout: float = 10.0, group: bool = False) -> None:
+    """SIGTERM, then SIGKILL after ``timeout``; ``group`` signals the child's process group
+    (a server's master and workers), which needs ``start_new_session=True`` at start."""
+    if process.poll() is not None:
+        return
+    by_group = group and os.name == "posix"
+    try:
+        if by_group:
+            os.killpg(process.pid, signal.SIGTERM)
+        else:
+            process.terminate()
+        process.wait(timeout=timeout)
+    except (subprocess.TimeoutExpired, ProcessLookupError):
+        with contextlib.suppress(ProcessLookupError):
+            if by_group:
+                os.killpg(process.pid, signal.SIGKILL)
+            else:
+                process.kill()
+        process.wait()
