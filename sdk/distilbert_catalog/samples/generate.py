@@ -86,8 +86,8 @@ LAST = ("Okafor Vandermeer Quell Arvidsen Halloway Brennick Castellane Dunmore E
 CITY_A = "Lind Var Dov Ash Kel Mor Tre Bel Quar Sten Orr Hal Fen Gry Ulm Pell Sorn Vest".split()
 CITY_B = "holm ska ere wick mouth ford avik stad burg ton vale port".split()
 CO_A = ("Verity Amberline Halcyon Corvid Lumen Tessellate Bramble Kestrel Orison Pallas Quillon "
-        "Sable Tidewater Umbra Vantor Wrenfield Zephyr Cobalt Ferrous Gilded Ironleaf Juniper Marlow "
-        "Nettlefield Ostara Pinecrest Redwing Silverlake Thistle Upland Vireo Windrose").split()
+        "Sable Tidewater Umbra Vantor Wrenfield Zephyr Cobalt Ferrous Gilded Ironleaf Juniper "
+        "Marlow Nettlefield Ostara Pinecrest Redwing Silverlake Thistle Upland Vireo Windrose").split()
 CO_B = "Labs Works Foods Logistics Textiles Robotics Press Shipping Instruments Brewing".split()
 OCCUPATIONS = ["glassblower", "cartographer", "marine biologist", "software engineer",
                "pastry chef", "structural engineer", "translator", "beekeeper", "violin maker",
@@ -169,7 +169,7 @@ class World:
 
     def __init__(self, rng: random.Random):
         self.rng = rng
-        self.names = [f"{f} {l}" for f in FIRST for l in LAST]
+        self.names = [f"{first} {last}" for first in FIRST for last in LAST]
         self.cos = [f"{a} {b}" for a in CO_A for b in CO_B]
         self.all_cos = self.cos[:]
         self.cities = [a + b for a in CITY_A for b in CITY_B]
@@ -215,7 +215,7 @@ def paragraph(rng: random.Random, entity: dict):
         sent, sp = fill(tmpl, entity)
         text += (" " if text else "")
         for attr, (off, val) in sp.items():
-            if attr in QUESTIONS and attr != "name":
+            if attr in QUESTIONS:
                 spans.setdefault(attr, (len(text) + off, val))
         text += sent
     return text, spans, missing
