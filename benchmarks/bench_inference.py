@@ -8,7 +8,7 @@ head; texts of mixed length (5-120 words). Three ways to score the same texts:
 - ``catalog``:   Predictor.run — length-sorted batches of 32, each padded to its own longest text
 
 Reported as texts/second and as ratios against the baselines measured here, never as absolutes
-to compare across machines. Usage: python benchmarks/bench_inference.py [--n 256] [--threads N]
+to compare across machines. Usage: python benchmarks/bench_inference.py [--n 256] [--threads N] [--lengths short]
 """
 
 from __future__ import annotations
@@ -27,11 +27,13 @@ from distilbert_catalog.tasks import get_task
 from distilbert_catalog.tiny import build_tiny_model, sample_texts
 
 
-def make_texts(n: int, seed: int = 0) -> list[str]:
+LENGTHS = {"mixed": [5, 8, 12, 20, 30, 60, 120], "short": [5, 8, 12, 16, 20, 30]}
+
+
+def make_texts(n: int, lengths: list[int], seed: int = 0) -> list[str]:
     rng = random.Random(seed)
     words = " ".join(sample_texts()).split()
-    return [" ".join(rng.choices(words, k=rng.choice([5, 8, 12, 20, 30, 60, 120])))
-            for _ in range(n)]
+    return [" ".join(rng.choices(words, k=rng.choice(lengths))) for _ in range(n)]
 
 
 def timed(fn) -> tuple[float, np.ndarray]:
@@ -45,6 +47,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--lengths", choices=sorted(LENGTHS), default="mixed",
+                        help="words per text: mixed 5-120, or short (tweets) 5-30")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -55,7 +59,7 @@ def main() -> None:
     model = DistilBertForSequenceClassification(DistilBertConfig(num_labels=6)).eval()
     predictor = Predictor(model, tokenizer, get_task("text-classification"), precision="fp32",
                           batch_size=args.batch_size)
-    texts = make_texts(args.n)
+    texts = make_texts(args.n, LENGTHS[args.lengths])
     encode = dict(truncation=True, max_length=128)
 
     def one_by_one():
@@ -81,7 +85,7 @@ def main() -> None:
     results = {name: timed(fn) for name, fn in
                (("one-by-one", one_by_one), ("fixed-pad", fixed_pad), ("catalog", catalog))}
     reference = results["one-by-one"][1]
-    print(f"{args.n} texts, batch {args.batch_size}, {torch.get_num_threads()} threads, "
+    print(f"{args.n} {args.lengths} texts, batch {args.batch_size}, {torch.get_num_threads()} threads, "
           f"precision {predictor.precision}")
     for name, (seconds, logits) in results.items():
         diff = float(np.abs(logits - reference).max())

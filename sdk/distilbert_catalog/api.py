@@ -96,7 +96,7 @@ def pipeline_job(name: str | Path, **inputs):
     if unknown:
         raise TypeError(f"unknown pipeline inputs {unknown}; valid: {sorted(job.inputs)}")
     for key, value in inputs.items():
-        job.inputs[key] = value
+        setattr(job.inputs, key, value)  # keeps azure-ai-ml's PipelineInput wrapper
     return job
 
 

@@ -41,3 +41,16 @@ def test_bad_requests_get_400_with_a_message(server, payload, message):
     status, body = server.invoke(payload)
     assert status == 400, body
     assert message in body["error"]
+
+
+def test_cli_invoke_posts_a_request_file(server, tmp_path, capsys):
+    import json
+
+    from distilbert_catalog.cli import main
+
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps({"inputs": {"input_string": ["i feel cheerful"]}}))
+    assert main(["invoke", "--request-file", str(request), "--url", server.url]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["label"] == "joy"
+    request.write_text('{"inputs": []}')
+    assert main(["invoke", "--request-file", str(request), "--url", server.url]) == 1
