@@ -5,6 +5,7 @@ import jinja2
 import pytest
 
 from distilbert_catalog.cards import default_template_dir, write_card
+from distilbert_catalog.quickstart import TINY_OVERRIDES
 
 
 def test_card_renders_measured_numbers(emotion_model, emotion_eval, tmp_path):
@@ -14,7 +15,7 @@ def test_card_renders_measured_numbers(emotion_model, emotion_eval, tmp_path):
     text = card.read_text()
     assert text.startswith("# tiny-emotion — text-classification")
     assert f"| Accuracy | {record['metrics']['accuracy']:.4f} |" in text
-    assert "| Learning rate | 0.003 |" in text
+    assert f"| Learning rate | {TINY_OVERRIDES['learning_rate']} |" in text
     assert "| sadness |" in text and "| surprise |" in text
     assert "![Confusion matrix](confusion_matrix.png)" in text
     assert (tmp_path / "card" / "confusion_matrix.png").stat().st_size > 1000

@@ -20,7 +20,7 @@ from .tracking import child_env
 
 SCORE_SCRIPT = Path(__file__).resolve().parent / "serving" / "score.py"
 #: a from-scratch tiny model needs a far higher learning rate than a pretrained one
-TINY_OVERRIDES = {"learning_rate": 0.003, "num_train_epochs": 6, "per_device_train_batch_size": 16}
+TINY_OVERRIDES = {"learning_rate": 0.002, "num_train_epochs": 8, "per_device_train_batch_size": 16}
 SAMPLE_REQUEST = {"inputs": {"input_string": ["i feel so cheerful and delighted this morning",
                                               "i am terrified and panicky about the exam"]}}
 

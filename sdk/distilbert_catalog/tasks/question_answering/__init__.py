@@ -346,8 +346,9 @@ class QuestionAnswering(Task):
                                 else "predictions file", "best_f1": f1s[best],
                                 "best_threshold": thresholds[best]},
             "no_answer_probabilities": na_probs is not None,
-            "decision": {"handle_impossible_answer": settings.get("handle_impossible_answer"),
-                         "null_score_threshold": settings.get("null_score_threshold")},
+            "decision": None if predictor is None else {
+                "handle_impossible_answer": params.handle_impossible_answer,
+                "null_score_threshold": params.null_score_threshold},
         }
         return EvalResult(metrics=metrics, rows=rows, details=details,
                           artifacts={"threshold_plot": PLOT, "threshold_curve": CURVE})
@@ -383,10 +384,14 @@ def read_predictions(path: str | Path) -> tuple[dict[str, str], dict[str, float]
     if not path.is_file():
         raise DataError("predictions file not found", source=str(path))
     text = path.read_text()
-    try:
-        whole = json.loads(text)
-    except ValueError:
-        whole = None
+    whole = None
+    if path.suffix.lower() != ".jsonl":
+        try:
+            whole = json.loads(text)
+        except ValueError:
+            whole = None
+    if isinstance(whole, dict) and "id" in whole and any(k in whole for k in TEXT_KEYS):
+        whole = [whole]  # a one-line jsonl file
     if isinstance(whole, dict):
         for qid, value in whole.items():
             if not isinstance(value, str):
