@@ -15,6 +15,8 @@ os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 REPO = Path(__file__).resolve().parents[1]
 EMOTION_LABELS = "sadness,joy,love,anger,fear,surprise"
+#: probe sentences in the sample's style, two cue words each: a trained model must get them right
+JOY, FEAR = "i feel cheerful and delighted today", "i feel terrified and frightened today"
 
 
 @pytest.fixture(scope="session", autouse=True)

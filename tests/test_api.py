@@ -1,6 +1,7 @@
 import pytest
 
 import distilbert_catalog as dc
+from tests.conftest import FEAR, JOY
 
 
 def test_pipeline_job_is_the_azure_ml_job_from_the_same_yaml():
@@ -22,7 +23,7 @@ def test_pipeline_job_rejects_unknown_inputs():
 
 def test_load_model_predicts_in_batches(emotion_model):
     model = dc.load_model(emotion_model.mlflow_model_dir, batch_size=2)
-    texts = ["i feel cheerful", "i am terrified", "i feel delighted and cheerful today", "ok"]
+    texts = [JOY, FEAR, "i feel delighted and cheerful and glad today", "ok"]
     answers = model.predict([{"input_string": t} for t in texts], {"top_k": 1})
     assert [a["label"] for a in answers[:2]] == ["joy", "fear"]
     assert len(answers) == 4

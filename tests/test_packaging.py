@@ -4,6 +4,8 @@ import sys
 
 import yaml
 
+from tests.conftest import FEAR, JOY
+
 
 def test_mlflow_model_metadata(emotion_model):
     mlmodel = yaml.safe_load((emotion_model.mlflow_model_dir / "MLmodel").read_text())
@@ -19,7 +21,7 @@ def test_pyfunc_predicts_in_a_fresh_process(emotion_model):
     code = f"""
 import json, mlflow.pyfunc, pandas as pd
 model = mlflow.pyfunc.load_model({str(emotion_model.mlflow_model_dir)!r})
-frame = pd.DataFrame({{"input_string": ["i feel so cheerful and delighted", "i am terrified"]}})
+frame = pd.DataFrame({{"input_string": [{JOY!r}, {FEAR!r}]}})
 top1 = model.predict(frame)
 top3 = model.predict(frame, params={{"top_k": 3}})
 print(json.dumps({{"top1": top1.to_dict("records"), "top3": top3["predictions"].tolist()}}))

@@ -27,7 +27,7 @@ SQUAD = sample_dir("squad_v2")
 SCORE_SCRIPT = Path(__file__).resolve().parents[1] / "sdk" / "distilbert_catalog" / "serving" \
     / "score.py"
 FULL = bool(os.environ.get("DISTILBERT_QA_FULL_TRAINING"))
-if FULL:  # the recipe that reaches the acceptance bar (minutes of CPU on two cores)
+if FULL:  # the recipe on trial for the F1 >= 60 bar; not yet verified to reach it (issue 4)
     QA_SETTINGS = {"max_seq_length": 384, "doc_stride": 128}
     QA_TRAINING = {"num_train_epochs": 5, "learning_rate": 1e-4,
                    "per_device_train_batch_size": 4, "warmup_ratio": 0.1, "seed": 42}

@@ -22,7 +22,7 @@ SCORE_SCRIPT = Path(__file__).resolve().parent / "serving" / "score.py"
 #: a from-scratch tiny model needs a far higher learning rate than a pretrained one
 TINY_OVERRIDES = {"learning_rate": 0.002, "num_train_epochs": 8, "per_device_train_batch_size": 16}
 SAMPLE_REQUEST = {"inputs": {"input_string": ["i feel so cheerful and delighted this morning",
-                                              "i am terrified and panicky about the exam"]}}
+                                              "i feel terrified and panicky tonight"]}}
 
 
 def quickstart(output_dir: str | Path = "quickstart-out", print_=print) -> dict:

@@ -2,6 +2,7 @@ import pandas as pd
 
 from distilbert_catalog.runner.endpoints import run_batch
 from distilbert_catalog.serving import batch_score
+from tests.conftest import FEAR, JOY
 
 BATCH_SCRIPT = batch_score.__file__
 
@@ -9,7 +10,7 @@ BATCH_SCRIPT = batch_score.__file__
 def test_batch_endpoint_scores_every_row_of_every_file(emotion_model, tmp_path):
     inputs = tmp_path / "inputs"
     inputs.mkdir()
-    (inputs / "a.jsonl").write_text('{"text": "i feel cheerful"}\n{"text": "i am terrified"}\n')
+    (inputs / "a.jsonl").write_text(f'{{"text": "{JOY}"}}\n{{"text": "{FEAR}"}}\n')
     pd.DataFrame({"input_string": ["i feel gloomy and miserable"]}).to_csv(inputs / "b.csv",
                                                                           index=False)
     (inputs / "c.txt").write_text("i feel delighted\n\ni am furious and irritated\n")

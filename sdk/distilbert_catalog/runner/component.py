@@ -139,6 +139,18 @@ def _strip_file_scheme(value: str) -> str:
 # Values
 
 
+def local_path(value: str | os.PathLike, base: Path, what: str, input_name: str) -> Path:
+    """A local path (relative ones against ``base``); cloud references fail with what to do."""
+    text = str(value)
+    if _REMOTE.match(text) and not text.startswith("file:"):
+        raise RunnerError(
+            f"{what}: '{text}' is a cloud reference, which is not available offline; "
+            f"pass a local copy with --input {input_name}=local/path"
+        )
+    path = Path(_strip_file_scheme(text)).expanduser()
+    return (path if path.is_absolute() else base / path).resolve()
+
+
 def _is_optional(definition: Mapping) -> bool:
     return bool(definition.get("optional", False))
 
@@ -162,16 +174,7 @@ def coerce_input(name: str, definition: Mapping, value: Any, *, base_dir: Path |
     if itype in PATH_TYPES:
         if not isinstance(value, (str, os.PathLike)):
             raise RunnerError(f"{where}: expected a local path, got {type(value).__name__} {value!r}")
-        text = str(value)
-        if _REMOTE.match(text) and not text.startswith("file:"):
-            raise RunnerError(
-                f"{where}: '{text}' is a cloud reference, which is not available offline; "
-                f"pass a local copy instead (--input {name}=local/path)"
-            )
-        path = Path(_strip_file_scheme(text)).expanduser()
-        if not path.is_absolute():
-            path = (base_dir or Path.cwd()) / path
-        path = path.resolve()
+        path = local_path(value, base_dir or Path.cwd(), where, name)
         if not path.exists():
             raise RunnerError(f"{where}: path does not exist: {path}")
         if itype in _FILE_TYPES and not path.is_file():

@@ -27,11 +27,11 @@ from distilbert_catalog.runner.component import (
     PATH_TYPES,
     ComponentRunError,
     RunnerError,
-    _REMOTE,
     _component_name,
     _is_optional,
-    _strip_file_scheme,
+    _REMOTE,
     load_spec,
+    local_path,
     read_yaml,
     normalize_spec,
     run_component,
@@ -77,17 +77,6 @@ def _is_path_like_type(t: Any) -> bool:
     return str(t) in PATH_TYPES
 
 
-def _local_path(value: str, base: Path, what: str, input_name: str) -> Path:
-    text = str(value)
-    if _REMOTE.match(text) and not text.startswith("file:"):
-        raise RunnerError(
-            f"{what} points at '{text}', which is not available offline; "
-            f"pass a local copy with --input {input_name}=local/path"
-        )
-    path = Path(_strip_file_scheme(text)).expanduser()
-    return (path if path.is_absolute() else base / path).resolve()
-
-
 def _pipeline_input_values(doc: Mapping, base: Path, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
     declared: Mapping[str, Any] = doc.get("inputs") or {}
     overrides = dict(overrides or {})
@@ -102,12 +91,12 @@ def _pipeline_input_values(doc: Mapping, base: Path, overrides: Mapping[str, Any
         if name in overrides and overrides[name] is not None:
             value = overrides[name]
             if _is_path_like_type(ptype) and isinstance(value, (str, os.PathLike)):
-                value = _local_path(str(value), Path.cwd(), f"pipeline input '{name}'", name)
+                value = local_path(str(value), Path.cwd(), f"pipeline input '{name}'", name)
             values[name] = value
             continue
         if isinstance(spec, Mapping):
             if spec.get("path") is not None:
-                values[name] = _local_path(str(spec["path"]), base, f"pipeline input '{name}'", name)
+                values[name] = local_path(str(spec["path"]), base, f"pipeline input '{name}'", name)
             elif spec.get("value") is not None:
                 values[name] = spec["value"]
             elif spec.get("default") is not None:
@@ -132,7 +121,7 @@ def _bind_input(step: str, key: str, raw: Any, base: Path, pipeline_inputs: Mapp
             raise RunnerError(f"step '{step}': input '{key}' needs a 'path' or 'value', got {dict(raw)!r}")
         if isinstance(value, str) and not (_BINDING.match(value) or _STEP_BINDING.match(value)) \
                 and "path" in raw:
-            return _local_path(value, base, f"step '{step}' input '{key}'", key)
+            return local_path(value, base, f"step '{step}' input '{key}'", key)
     if not isinstance(value, str) or "${{" not in value:
         return value
     if m := _STEP_BINDING.match(value):
@@ -188,7 +177,7 @@ def plan_pipeline(pipeline_path: str | os.PathLike, inputs: Mapping[str, Any] | 
                     f"step '{step}': component '{ref}' is a registered asset, which is not available offline; "
                     "point component: at a local YAML file"
                 )
-            spec = load_spec(_local_path(ref, base, f"step '{step}' component", step))
+            spec = load_spec(local_path(ref, base, f"step '{step}' component", step))
         declared_in = spec.get("inputs") or {}
         declared_out = spec.get("outputs") or {}
 
