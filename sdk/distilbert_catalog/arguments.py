@@ -84,7 +84,7 @@ class TrainingArgs:
     early_stopping_patience: int = arg(1, "Evaluations without improvement before stopping.")
     metric_for_best_model: Optional[str] = arg(
         None, "Validation metric that picks the best checkpoint (default: the task's, e.g. "
-        "accuracy for classification, loss for question answering).")
+        "accuracy for classification, span_f1 for question answering).")
     resume_from_checkpoint: Optional[str] = arg(
         None, "A Trainer checkpoint folder (or a folder of checkpoint-N folders) to resume from.",
         "uri_folder")

@@ -197,6 +197,22 @@ def test_train_features_label_answer_tokens(qa_head_model):
     assert decoded and decoded <= gold
 
 
+def test_trainer_metrics_score_window_spans():
+    """Hand-computed: exact window; 1 token of overlap (F1 2*1/(2+3)); end before start."""
+    import numpy as np
+    from types import SimpleNamespace
+
+    start, end = np.full((3, 6), -5.0), np.full((3, 6), -5.0)
+    start[0, 2], end[0, 3] = 5, 5
+    start[1, 1], end[1, 2] = 5, 5
+    start[2, 4], end[2, 1] = 5, 5
+    gold = (np.array([2, 2, 0]), np.array([3, 4, 0]))
+    metrics = TASK.trainer_metrics(None)(SimpleNamespace(predictions=(start, end),
+                                                         label_ids=gold))
+    assert metrics == pytest.approx({"span_exact": 1 / 3, "span_f1": (1 + 0.4 + 0) / 3})
+    assert TASK.default_metric_for_best_model == "span_f1"
+
+
 # --------------------------------------------------------------------------- requests
 
 SEED_BODY = {"inputs": SEED_REQUEST}
@@ -350,13 +366,13 @@ def test_evaluate_a_jsonl_predictions_file(tmp_path):
     assert record["model"] == str(path) and record["n_examples"] == len(rows)
     details = record["details"]
     assert details["squad_version"] == "v2"
-    assert details["counts"] == {"total": 82, "has_answer": 61, "no_answer": 21}
-    assert details["no_answer"]["total"] == 21 and details["decision"] is None
+    assert details["counts"] == {"total": 84, "has_answer": 64, "no_answer": 20}
+    assert details["no_answer"]["total"] == 20 and details["decision"] is None
     assert details["thresholds"]["best_f1"] == expected["best_f1"]
     assert set(record["artifacts"]) == {"predictions", "threshold_plot", "threshold_curve"}
     assert (out / "f1_vs_no_answer_threshold.png").stat().st_size > 5_000
     per_question = [json.loads(line) for line in (out / "predictions.jsonl").open()]
-    assert len(per_question) == 82 and per_question[0]["id"] == rows[0]["id"]
+    assert len(per_question) == 84 and per_question[0]["id"] == rows[0]["id"]
     assert {"id", "question", "prediction", "gold", "exact", "f1", "has_answer",
             "no_answer_prob"} <= set(per_question[0])
     curve = json.loads((out / "threshold_curve.json").read_text())
@@ -369,7 +385,7 @@ def test_evaluate_a_jsonl_predictions_file(tmp_path):
     card = write_card(tmp_path / "card", evaluation_dir=out).read_text()
     assert f"| Exact match | {expected['exact']:.2f} |" in card
     assert f"| F1 | {expected['f1']:.2f} | {expected['HasAns_f1']:.2f} |" in card
-    assert "| Questions | 82 | 61 | 21 |" in card
+    assert "| Questions | 84 | 64 | 20 |" in card
     assert "![F1 against the no-answer threshold](f1_vs_no_answer_threshold.png)" in card
     assert (tmp_path / "card" / "f1_vs_no_answer_threshold.png").exists()
 
@@ -406,6 +422,6 @@ def test_predictions_file_errors(tmp_path):
     import distilbert_catalog as dc
 
     missing = write_jsonl(tmp_path / "m.jsonl", [{"id": rows[0]["id"], "prediction_text": ""}])
-    with pytest.raises(DataError, match="missing prediction for 81 question"):
+    with pytest.raises(DataError, match=f"missing prediction for {len(rows) - 1} question"):
         dc.evaluate("question-answering", output_dir=tmp_path / "e", test_data=str(SQUAD),
                     predictions_file=str(missing))
