@@ -13,7 +13,7 @@ SAMPLES = Path(generate.__file__).resolve().parent
 SPLITS = ("train", "validation", "test")
 EMOTION_LABELS = ["sadness", "joy", "love", "anger", "fear", "surprise"]
 EMOTION_SIZES = {"train": (400, 560), "validation": (40, 80), "test": (80, 120)}
-SQUAD_SIZES = {"train": (350, 450), "validation": (45, 80), "test": (60, 100)}
+SQUAD_SIZES = {"train": (1100, 1300), "validation": (45, 80), "test": (60, 100)}
 
 
 def load(name: str, split: str) -> list[dict]:
