@@ -21,11 +21,10 @@ import pytest
 
 from distilbert_catalog.samples import sample_dir
 from distilbert_catalog.tasks.question_answering import SEED_REQUEST
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 SQUAD = sample_dir("squad_v2")
-SCORE_SCRIPT = Path(__file__).resolve().parents[1] / "sdk" / "distilbert_catalog" / "serving" \
-    / "score.py"
+SCORE_SCRIPT = REPO / "sdk" / "distilbert_catalog" / "serving" / "score.py"
 FULL = bool(os.environ.get("DISTILBERT_QA_FULL_TRAINING"))
 # the recipe that clears the F1 >= 60 bar (test F1 69.05 when last run; README)
 FULL_SETTINGS = {"max_seq_length": 384, "doc_stride": 128}
@@ -196,8 +195,7 @@ def test_squad_v2_evaluation_pipeline_runs_locally(qa_model, qa_eval, tmp_path):
     from distilbert_catalog.runner.pipeline import run_pipeline
     from distilbert_catalog.tracking import child_env
 
-    result = run_pipeline(Path(__file__).resolve().parents[1] / "pipelines"
-                          / "squad-v2-evaluation.yaml",
+    result = run_pipeline(REPO / "pipelines" / "squad-v2-evaluation.yaml",
                           inputs={"model_name": str(qa_model.model_dir), **QA_SETTINGS},
                           output_dir=tmp_path / "run", progress=None,
                           env=child_env(tmp_path / "mlruns"))
