@@ -16,7 +16,7 @@ import mlflow
 from .arguments import EvaluateDataArgs, EvaluationArgs, ModelArgs
 from .metrics_file import read_metrics, write_metrics
 from .packaging import load_predictor
-from .serving.requests import parse_request
+from .serving.request_parsing import parse_request
 from .tasks import get_task
 from .tasks.base import EvalResult
 from .tracking import configure_tracking, log_flat

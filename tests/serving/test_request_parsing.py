@@ -5,7 +5,7 @@ import json
 import pytest
 
 from distilbert_catalog.errors import BadRequest
-from distilbert_catalog.serving.requests import parse_request
+from distilbert_catalog.serving.request_parsing import parse_request
 from distilbert_catalog.tasks import get_task
 
 TC = get_task("text-classification")

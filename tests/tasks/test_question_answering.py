@@ -17,7 +17,7 @@ from distilbert_catalog.arguments import QAEvaluationArgs, QuestionAnsweringArgs
 from distilbert_catalog.data import load_data
 from distilbert_catalog.errors import BadRequest, CatalogError, DataError
 from distilbert_catalog.samples import sample_dir
-from distilbert_catalog.serving.requests import parse_request
+from distilbert_catalog.serving.request_parsing import parse_request
 from distilbert_catalog.tasks import HEADS, TASKS, get_task
 from distilbert_catalog.tasks.question_answering import (SEED_REQUEST, nearest_occurrence,
                                                          read_predictions, squad)

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..errors import BadRequest
 from ..packaging import load_predictor
-from .requests import parse_request
+from .request_parsing import parse_request
 
 log = logging.getLogger("distilbert_catalog.serving")
 

@@ -97,14 +97,7 @@ def _rows(data: Any, task) -> list[dict]:
                          f" Example: {example_body(task)}")
     if not rows:
         raise BadRequest("no inputs: send at least one item")
-    for i, row in enumerate(rows):
-        for column in columns:
-            value = row[column]
-            if not isinstance(value, str):
-                raise BadRequest(f"{column}[{i}] must be a string; got {json.dumps(value)}")
-            if not value.strip():
-                raise BadRequest(f"{column}[{i}] is empty; send non-empty text")
-    return rows
+    return [task.validate_row(row, i) for i, row in enumerate(rows)]
 
 
 def _split_to_columns(split: Mapping) -> dict[str, list]:

@@ -7,6 +7,8 @@ training, which model head to load, how to turn model outputs into answers, and 
 
 from __future__ import annotations
 
+import json
+
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,6 +109,22 @@ class Task(ABC):
         parsed = {name: spec.default for name, spec in self.params.items()}
         parsed.update({name: self.params[name].parse(name, v) for name, v in params.items()})
         return parsed
+
+    def validate_row(self, row: dict, index: int) -> dict:
+        """Check one request row (input column -> value) and return it as :meth:`predict` wants it.
+
+        Raise :class:`BadRequest` naming the item (``column[index]``) and what to send instead.
+        Request parsing and batch scoring call this for every row, so one bad row can be reported
+        (or, in batch scoring, become an error row) without touching the others. The default
+        wants a non-empty string in every input column.
+        """
+        for column in self.input_columns:
+            value = row[column]
+            if not isinstance(value, str):
+                raise BadRequest(f"{column}[{index}] must be a string; got {json.dumps(value)}")
+            if not value.strip():
+                raise BadRequest(f"{column}[{index}] is empty; send non-empty text")
+        return row
 
     @abstractmethod
     def predict(self, predictor, rows: list[dict], params: dict) -> list:
