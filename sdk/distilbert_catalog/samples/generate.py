@@ -1,13 +1,16 @@
-"""Generate the bundled sample datasets (project-authored, fully synthetic).
+"""Generate the bundled SQuAD v2 sample (project-authored, fully synthetic).
 
 Usage::
 
     python -m distilbert_catalog.samples.generate [--out-dir DIR]
 
-Writes ``emotion/{train,validation,test}.jsonl`` + ``emotion/labels.json`` (dair-ai/emotion
-schema) and ``squad_v2/{train,validation,test}.jsonl`` (SQuAD v2 schema) under DIR, which
-defaults to this package directory. Output is deterministic (seeded ``random.Random``), so
-re-running reproduces the committed files byte for byte.
+Writes ``squad_v2/{train,validation,test}.jsonl`` (SQuAD v2 schema) under DIR, which defaults to
+this package directory. Output is deterministic (seeded ``random.Random``), so re-running
+reproduces the committed files byte for byte.
+
+The emotion sample (``emotion/{train,validation,test}.jsonl`` + ``labels.json``, dair-ai/emotion
+schema) is not generated: its rows are hand-written, varied sentences that a model has to
+understand rather than match by keyword, and the committed files are its source of truth.
 """
 from __future__ import annotations
 
@@ -18,62 +21,8 @@ import random
 import string
 from pathlib import Path
 
-EMOTION_SEED, SQUAD_SEED = 20240501, 20240502
+SQUAD_SEED = 20240502
 SPLITS = ("train", "validation", "test")
-
-# ----------------------------------------------------------------------------- emotion
-LABELS = ["sadness", "joy", "love", "anger", "fear", "surprise"]
-CUES = {
-    "sadness": "miserable heartbroken gloomy hopeless lonely depressed unhappy melancholy "
-               "dejected sorrowful defeated crushed devastated downhearted tearful",
-    "joy": "happy cheerful delighted glad joyful thrilled content ecstatic elated pleased "
-           "upbeat overjoyed jolly radiant blissful",
-    "love": "loving affectionate tender romantic adoring caring passionate fond devoted "
-            "smitten warmhearted cherished sentimental doting compassionate",
-    "anger": "angry furious irritated annoyed resentful outraged bitter frustrated enraged "
-             "hostile grumpy agitated spiteful livid cranky",
-    "fear": "scared afraid terrified anxious nervous frightened worried panicky uneasy "
-            "fearful jittery apprehensive alarmed paranoid petrified",
-    "surprise": "surprised amazed astonished shocked stunned startled bewildered speechless "
-                "awestruck flabbergasted dumbfounded astounded baffled staggered dazed",
-}
-# Short sentences keep the cue words a large share of each text (learnable from scratch).
-EMO_TEMPLATES = [  # {c}/{c2}: two different cue words of the row's class
-    "i feel {c} and {c2} {s} {t}", "i feel so {c} and {c2} {s} {t}",
-    "im feeling {c} and {c2} {s} {t}", "i am {c} and {c2} {s} {t}", "i feel {c} {s} so {c2} {t}",
-    "i still feel {c} {s} {t}", "i just feel {c} {s} {t}", "i feel {c} and {c2} {t}",
-    "feeling {c} and {c2} {s} {t}", "i am so {c} {s} {t}", "i feel {c} {c2} {s} {t}",
-    "i feel quite {c} and {c2} {s} {t}", "i was {c} and {c2} {s} {t}",
-]
-SITUATIONS = [  # neutral filler shared by all classes
-    "at work", "at home", "after class", "at the party", "on the bus", "at school",
-    "after dinner", "this weekend", "about my job", "about the trip", "about my sister",
-    "about the move", "about the exam", "about my dad", "in the garden", "at the gym",
-    "at the airport", "in the car", "about the news", "about the house", "with my friends",
-    "with my roommate", "at the concert", "at the office",
-]
-TIMES = ["", "today", "lately", "again", "tonight", "now"]
-EMO_SIZES = {"train": 80, "validation": 10, "test": 17}  # rows per class
-
-
-def emotion_rows(rng: random.Random) -> dict[str, list[dict]]:
-    skeletons = [(t, s, tm) for t in EMO_TEMPLATES for s in SITUATIONS for tm in TIMES]
-    rng.shuffle(skeletons)  # every row gets its own template/filler combination
-    splits, seen = {}, set()
-    for split in SPLITS:
-        rows = []
-        for label, name in enumerate(LABELS):
-            for _ in range(EMO_SIZES[split]):
-                tmpl, sit, tm = skeletons.pop()
-                c, c2 = rng.sample(CUES[name].split(), 2)
-                text = " ".join(tmpl.format(c=c, c2=c2, s=sit, t=tm).split())
-                assert text not in seen and text == text.lower()
-                seen.add(text)
-                rows.append({"text": text, "label": label})
-        rng.shuffle(rows)
-        splits[split] = rows
-    return splits
-
 
 # ----------------------------------------------------------------------------- squad v2
 FIRST = ("Mara Ilse Tova Nadia Signe Yara Petra Leona Ayla Brisa Odile Rhea Saskia Wren Liesl "
@@ -298,15 +247,12 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
 
 
 def main(out_dir: str | Path | None = None) -> dict[str, int]:
-    """Write all sample files under ``out_dir`` (default: this package dir); return row counts."""
+    """Write the SQuAD v2 sample under ``out_dir`` (default: this package dir); return row counts."""
     out = Path(out_dir) if out_dir is not None else Path(__file__).resolve().parent
     counts = {}
-    for name, rows in (("emotion", emotion_rows(random.Random(EMOTION_SEED))),
-                       ("squad_v2", squad_rows(random.Random(SQUAD_SEED)))):
-        for split, split_rows in rows.items():
-            _write_jsonl(out / name / f"{split}.jsonl", split_rows)
-            counts[f"{name}/{split}"] = len(split_rows)
-    (out / "emotion" / "labels.json").write_text(json.dumps(LABELS) + "\n", encoding="utf-8")
+    for split, split_rows in squad_rows(random.Random(SQUAD_SEED)).items():
+        _write_jsonl(out / "squad_v2" / f"{split}.jsonl", split_rows)
+        counts[f"squad_v2/{split}"] = len(split_rows)
     return counts
 
 
