@@ -90,6 +90,15 @@ COMPONENTS: dict[str, Component] = {c.folder: c for c in (
         "evaluate", (A.ModelArgs, A.EvaluateDataArgs, A.QAEvaluationArgs, A.EvaluationArgs),
         EVALUATE_OUTPUTS, task="question-answering", environment="inference"),
     Component(
+        "evaluate/fill_mask", "DistilBERT evaluate: fill-mask",
+        "Evaluates a masked-language model (e.g. a base checkpoint) on texts with masked words "
+        "(rcds/wikipedia-for-mask-filling schema, or input_string + true word): top-1 and top-5 "
+        "accuracy with exact and any letter case, mean reciprocal rank, and pseudo-perplexity "
+        "of the unmasked texts (each token masked in turn). Writes per-text predictions and a "
+        "top-k accuracy plot.",
+        "evaluate", (A.ModelArgs, A.EvaluateDataArgs, A.FillMaskArgs, A.EvaluationArgs),
+        EVALUATE_OUTPUTS, task="fill-mask", environment="inference"),
+    Component(
         "model_card", "DistilBERT model card",
         "Renders the catalog model card (Markdown + images) from evaluation metrics.json and the "
         "fine-tuning config.",

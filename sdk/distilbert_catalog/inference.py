@@ -43,11 +43,17 @@ class Predictor:
         self.tokenizer = tokenizer
         self.task = task
         self.batch_size = batch_size
-        self.forward_fn: ForwardFn = torch_forward(self.model)
+        self.forward_fn: ForwardFn = task.forward_fn(self.model, tokenizer)
         self.model_input_names = set(tokenizer.model_input_names)
 
-    def run(self, features: Sequence[Mapping[str, list]], extract: ExtractFn) -> list:
-        """Run ``features`` through the model in length-sorted, per-batch padded batches."""
+    def run(self, features: Sequence[Mapping[str, list]], extract: ExtractFn,
+            carry: Sequence[str] = ()) -> list:
+        """Run ``features`` through the model in length-sorted, per-batch padded batches.
+
+        ``carry`` names feature keys that are not model inputs (e.g. the gold token of a masked
+        copy) but that ``extract`` needs: after the forward pass they are added to the batch it
+        gets, as one plain list per key in the batch's row order, never sent to the model.
+        """
         lengths = [len(f["input_ids"]) for f in features]
         order = np.argsort(lengths, kind="stable")
         results: list = [None] * len(features)
@@ -59,6 +65,8 @@ class Predictor:
                 padding=True, return_tensors="pt")
             batch = {k: v.to(self.device) for k, v in batch.items()}
             output = self.forward_fn(batch)
+            if carry:
+                batch = {**batch, **{key: [features[i][key] for i in rows] for key in carry}}
             for i, result in zip(rows, extract(output, batch, [lengths[i] for i in rows])):
                 results[i] = result
         return results

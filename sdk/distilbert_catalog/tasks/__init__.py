@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from .base import Task
+from .fill_mask import FillMask
 from .question_answering import QuestionAnswering
 from .text_classification import TextClassification
 
 TASKS: dict[str, Task] = {task.name: task for task in (TextClassification(),
-                                                       QuestionAnswering())}
+                                                       QuestionAnswering(),
+                                                       FillMask())}
 
 
 def get_task(name: str) -> Task:
@@ -19,7 +21,8 @@ def get_task(name: str) -> Task:
 
 #: model head (``config.architectures`` suffix) → task, for plain HF model folders
 HEADS = {"ForSequenceClassification": "text-classification",
-         "ForQuestionAnswering": "question-answering"}
+         "ForQuestionAnswering": "question-answering",
+         "ForMaskedLM": "fill-mask"}
 
 
 def task_for_config(config) -> str:

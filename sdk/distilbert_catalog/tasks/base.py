@@ -71,6 +71,10 @@ class Task(ABC):
     params: Mapping[str, Param] = {}
     #: the metric Trainer uses to pick the best checkpoint when the user does not choose
     default_metric_for_best_model: str = "loss"
+    #: the model head, as the ``config.architectures`` suffix it is saved with (e.g.
+    #: "ForTokenClassification"); names the ``AutoModel...`` class and tells a plain Hugging
+    #: Face model folder's task (``tasks.task_for_config``)
+    head: str
 
     # --- data -----------------------------------------------------------------------------
     @abstractmethod
@@ -82,9 +86,11 @@ class Task(ABC):
         return None
 
     # --- training -------------------------------------------------------------------------
-    @abstractmethod
     def model_class(self):
-        """The ``AutoModelFor...`` class for this task's head."""
+        """The ``AutoModelFor...`` class for this task's head (from :attr:`head`)."""
+        import transformers
+
+        return getattr(transformers, "AutoModel" + self.head)
 
     def model_kwargs(self, labels: list[str] | None) -> dict:
         return {}
@@ -94,13 +100,49 @@ class Task(ABC):
         """Tokenised ``datasets.Dataset`` for the Trainer (unpadded: the collator pads)."""
 
     @abstractmethod
-    def collator(self, tokenizer):
-        """A data collator that pads each batch dynamically."""
+    def collator(self, tokenizer, settings: Mapping[str, Any]):
+        """A data collator that pads each batch dynamically (``settings``: the task arguments)."""
 
-    def trainer_metrics(self, labels) -> Callable | None:
+    def trainer_metrics(self, labels, eval_features=None) -> Callable | None:
+        """``compute_metrics`` for the Trainer's evaluations, or None.
+
+        ``eval_features`` is the validation feature dataset exactly as :meth:`train_features` made
+        it, bookkeeping columns included, in the order the Trainer evaluates it (training
+        evaluates in dataset order), so prediction ``i`` belongs to ``eval_features[i]``: a task
+        can turn window-level outputs back into row-level answers and score its real metric.
+        """
         return None
 
+    def preprocess_logits_for_metrics(self, settings: Mapping[str, Any]) -> Callable | None:
+        """Reduce each evaluation batch's logits before the Trainer gathers them, or None.
+
+        ``(logits, labels) -> tensor``; e.g. an argmax, so evaluation keeps one id per token
+        instead of a score per label (or per vocabulary word) for every token.
+        """
+        return None
+
+    def finalize_metrics(self, metrics: Mapping[str, float], prefix: str) -> dict[str, float]:
+        """Metrics computed from a finished evaluation's metrics, added to them (or {}).
+
+        Called on every Trainer evaluation (``prefix`` "eval_") before the best checkpoint is
+        chosen, and on the final metrics; e.g. perplexity from ``eval_loss``, which
+        ``compute_metrics`` never sees.
+        """
+        return {}
+
     # --- inference ------------------------------------------------------------------------
+    def forward_fn(self, model, tokenizer):
+        """The forward pass a :class:`~distilbert_catalog.inference.Predictor` runs for this task.
+
+        The default runs the whole model. A task whose head output is too big to keep for every
+        token (fill-mask: a vocabulary of logits per position) returns a forward that computes
+        only what its ``extract`` reads. The Predictor keeps it as ``forward_fn``, still
+        swappable.
+        """
+        from ..inference import torch_forward
+
+        return torch_forward(model)
+
     def parse_params(self, params: Mapping[str, Any]) -> dict:
         unknown = sorted(set(params) - set(self.params))
         if unknown:
