@@ -106,3 +106,60 @@ def run_pipeline(name: str | Path, *, output_dir: str | Path | None = None, **in
     from .tracking import child_env
 
     return run(pipeline_path(name), inputs=inputs, output_dir=output_dir, env=child_env())
+
+
+# --- batch endpoints (components/deploy/batch/<task>/) ------------------------------------------
+
+BATCH_DEPLOY_DIR = REPO_ROOT / "components" / "deploy" / "batch"
+
+
+def batch_deployment_dir(task: str) -> Path:
+    """``components/deploy/batch/<task>/`` (endpoint.yaml + deployment.yaml) for a catalog task."""
+    folder = BATCH_DEPLOY_DIR / task.replace("-", "_")
+    if not (folder / "deployment.yaml").is_file():
+        available = sorted(p.parent.name.replace("_", "-")
+                           for p in BATCH_DEPLOY_DIR.glob("*/deployment.yaml"))
+        raise ValueError(f"no batch deployment for task '{task}'; available: {available}")
+    return folder
+
+
+def batch_endpoint(task: str, **overrides):
+    """The azure-ai-ml ``BatchEndpoint`` of ``components/deploy/batch/<task>/endpoint.yaml``.
+
+    ``overrides`` set its fields (e.g. ``name="my-endpoint"``). Offline; create it with
+    ``ml_client.batch_endpoints.begin_create_or_update(endpoint)``.
+    """
+    from azure.ai.ml import load_batch_endpoint
+
+    return load_batch_endpoint(source=batch_deployment_dir(task) / "endpoint.yaml",
+                               params_override=[{k: v} for k, v in overrides.items()])
+
+
+def batch_deployment(task: str, **overrides):
+    """The azure-ai-ml ``ModelBatchDeployment`` of ``components/deploy/batch/<task>/deployment.yaml``.
+
+    The YAML is read by azure-ai-ml's loader; ``overrides`` set its fields first (e.g.
+    ``model="azureml:my-model:3"``, ``endpoint_name=...``, ``mini_batch_size=4``). Offline;
+    create it with ``ml_client.batch_deployments.begin_create_or_update(deployment)``.
+    """
+    import warnings
+
+    from azure.ai.ml import load_batch_deployment
+    from azure.ai.ml.entities import ModelBatchDeployment, ModelBatchDeploymentSettings
+
+    with warnings.catch_warnings():  # the loader builds the generic BatchDeployment first
+        warnings.filterwarnings("ignore", "This class is intended as a base class")
+        loaded = load_batch_deployment(source=batch_deployment_dir(task) / "deployment.yaml",
+                                       params_override=[{k: v} for k, v in overrides.items()])
+    settings = ModelBatchDeploymentSettings(  # instance_count stays in resources
+        mini_batch_size=loaded.mini_batch_size,
+        max_concurrency_per_instance=loaded.max_concurrency_per_instance,
+        output_action=loaded.output_action, output_file_name=loaded.output_file_name,
+        retry_settings=loaded.retry_settings, environment_variables=loaded.environment_variables,
+        error_threshold=loaded.error_threshold, logging_level=loaded.logging_level)
+    return ModelBatchDeployment(
+        name=loaded.name, endpoint_name=loaded.endpoint_name, description=loaded.description,
+        model=loaded.model, environment=loaded.environment, compute=loaded.compute,
+        code_configuration=loaded.code_configuration, resources=loaded.resources,
+        settings=settings, tags=loaded.tags, properties=loaded.properties,
+        base_path=loaded.base_path)  # relative paths (code) stay relative to the YAML

@@ -61,13 +61,30 @@ def cmd_invoke(args) -> int:
 
 
 def cmd_batch(args) -> int:
-    from .runner.endpoints import run_batch
+    from .runner.batch import (BatchSettings, BatchThresholdExceeded, load_batch_deployment_file,
+                               run_batch)
 
-    batch_script = Path(__file__).resolve().parent / "serving" / "batch_score.py"
-    path, summary = run_batch(batch_script, args.model, args.input, args.output_dir,
-                              mini_batch_size=args.mini_batch_size, dataframe_header=True)
-    print(json.dumps({**summary, "output_file": str(path)}, indent=2, default=str))
-    return 0 if not summary.get("failed_files") else 1
+    if args.deployment:
+        deployment = load_batch_deployment_file(args.deployment)
+        settings, script, code = deployment.settings, deployment.scoring_script, deployment.code_dir
+    else:
+        script = Path(__file__).resolve().parent / "serving" / "batch_score.py"
+        settings, code = BatchSettings(), None
+    overrides = {name: value for name, value in (
+        ("mini_batch_size", args.mini_batch_size),
+        ("max_concurrency_per_instance", args.max_concurrency),
+        ("max_retries", args.max_retries), ("timeout", args.timeout),
+        ("error_threshold", args.error_threshold), ("output_file_name", args.output_file),
+    ) if value is not None}
+    try:
+        _, summary = run_batch(script, args.model, args.input, args.output_dir, settings,
+                               code_dir=code, progress=not args.no_progress, **overrides)
+    except BatchThresholdExceeded as exc:
+        print(json.dumps(exc.summary, indent=2))
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(summary, indent=2))
+    return 0
 
 
 def cmd_quickstart(args) -> int:
@@ -114,11 +131,26 @@ def parser() -> argparse.ArgumentParser:
     invoke.add_argument("--url", default="http://127.0.0.1:5001/score")
     invoke.set_defaults(func=cmd_invoke)
 
-    batch = sub.add_parser("batch", help="score a file or folder like a batch endpoint")
-    batch.add_argument("model")
-    batch.add_argument("input")
+    batch = sub.add_parser(
+        "batch", help="score a file or folder like a batch endpoint (exit 1: too many failed rows)",
+        description="Score every file under INPUT like an Azure ML batch deployment: worker "
+        "processes, retries, one CSV row per input row. A rerun into the same --output-dir skips "
+        "finished mini-batches. Settings come from --deployment (else Azure ML's defaults); the "
+        "flags below override them.")
+    batch.add_argument("model", help="MLflow model folder or Hugging Face model folder")
+    batch.add_argument("input", help="a file, or a folder of jsonl/json/csv/parquet/txt files")
     batch.add_argument("--output-dir", default="batch-out")
-    batch.add_argument("--mini-batch-size", type=int, default=10)
+    batch.add_argument("--deployment", metavar="YAML",
+                       help="batch deployment YAML: settings and scoring script")
+    batch.add_argument("--mini-batch-size", type=int, help="files per mini-batch (10)")
+    batch.add_argument("--max-concurrency", type=int,
+                       help="worker processes, max_concurrency_per_instance (1)")
+    batch.add_argument("--max-retries", type=int, help="retries of a failed mini-batch (3)")
+    batch.add_argument("--timeout", type=float, help="seconds per mini-batch attempt (300)")
+    batch.add_argument("--error-threshold", type=int,
+                       help="fail once more rows than this failed; -1 never fails (-1)")
+    batch.add_argument("--output-file", help="output file name (predictions.csv)")
+    batch.add_argument("--no-progress", action="store_true", help="no progress bar")
     batch.set_defaults(func=cmd_batch)
 
     qs = sub.add_parser("quickstart", help="emotion pipeline end to end on bundled data")

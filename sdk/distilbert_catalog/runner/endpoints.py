@@ -4,9 +4,8 @@
   ``azureml-inference-server-http``, the same server the managed online endpoint images run) with a
   scoring script and a model folder, and stops it when the ``with`` block ends.
 * :func:`invoke` posts a JSON payload to a scoring URL.
-* :func:`run_batch` emulates a batch deployment (parallel run, ``output_action: append_row``)
-  in-process: ``init()`` once, ``run(mini_batch)`` per chunk of file paths, results appended to one
-  file.
+* :func:`run_batch` emulates a batch deployment (parallel run, ``output_action: append_row``):
+  worker processes, retries, resume; see :mod:`distilbert_catalog.runner.batch`.
 
 Note: azmlinfsrv 1.4.1 always binds ``0.0.0.0`` (its host is not configurable), so while a server is
 running it is reachable from other machines on the network at that port; this module only talks
@@ -16,7 +15,6 @@ to it through ``127.0.0.1``.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import socket
@@ -24,10 +22,8 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 import urllib.error
 import urllib.request
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -51,10 +47,6 @@ HOST = "127.0.0.1"
 
 class EndpointError(CatalogError, RuntimeError):
     """The local inference server could not start, or could not be reached."""
-
-
-class BatchRunError(CatalogError, RuntimeError):
-    """A local batch run failed (bad arguments, or more failed files than ``error_threshold`` allows)."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -291,159 +283,6 @@ def invoke(url: str, payload: Any, *, timeout: float = 60.0,
 
 
 # --------------------------------------------------------------------------------------------------
-# Batch: parallel-run emulation
+# Batch: Azure ML parallel-run semantics live in runner/batch.py (worker processes, retries, resume)
 
-
-def _batch_files(input_path: Path) -> list[str]:
-    if input_path.is_file():
-        return [str(input_path)]
-    if input_path.is_dir():
-        return sorted(str(p) for p in input_path.rglob("*") if p.is_file())
-    raise BatchRunError(f"batch input not found: {input_path}")
-
-
-@contextlib.contextmanager
-def _patched_environ(values: Mapping[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
-
-
-def _import_script(script: Path):
-    name = f"_local_batch_driver_{uuid.uuid4().hex}"
-    spec = importlib.util.spec_from_file_location(name, script)
-    if spec is None or spec.loader is None:
-        raise BatchRunError(f"cannot import scoring script {script}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(name, None)
-        raise
-    return name, module
-
-
-def _write_rows(handle, result: Any, *, header: bool) -> tuple[int, bool]:
-    """Append one mini-batch's result; returns (rows written, whether it was a DataFrame)."""
-    import pandas as pd
-
-    if isinstance(result, pd.DataFrame):
-        result.to_csv(handle, sep=" ", header=header, index=False, lineterminator="\n")
-        return len(result), True
-    if isinstance(result, pd.Series):
-        result = result.tolist()
-    if result is None or isinstance(result, (str, bytes, Mapping)) or not hasattr(result, "__iter__"):
-        raise BatchRunError(
-            "run() must return a pandas DataFrame or a list (one item per processed input), "
-            f"got {type(result).__name__}"
-        )
-    count = 0
-    for item in result:
-        handle.write(f"{item}\n")
-        count += 1
-    return count, False
-
-
-def run_batch(
-    entry_script: str | os.PathLike,
-    model_dir: str | os.PathLike,
-    input_path: str | os.PathLike,
-    output_dir: str | os.PathLike,
-    mini_batch_size: int = 10,
-    output_file: str = "predictions.csv",
-    error_threshold: int = -1,
-    *,
-    dataframe_header: bool = False,
-    progress: Any = None,
-) -> tuple[Path, dict]:
-    """Emulate an Azure ML batch deployment (``output_action: append_row``) in this process.
-
-    Imports ``entry_script`` with ``AZUREML_MODEL_DIR=model_dir`` and ``AZUREML_BI_OUTPUT_PATH=output_dir``
-    set, calls ``init()`` once, then ``run(mini_batch)`` for each chunk of ``mini_batch_size`` file paths
-    (every file under ``input_path``, sorted, or the single file), then ``shutdown()`` if defined.
-
-    Results are appended to ``output_dir/output_file`` as Azure ML's append_row does: a DataFrame is
-    written space-separated without header (``dataframe_header=True`` writes the header once, like
-    ``--append_row_dataframe_header True``), a list one line per item (``str(item)``).
-
-    A mini-batch whose ``run`` raises counts all its files as failed; one that returns fewer items
-    than files counts the difference. With ``error_threshold`` >= 0 the run stops with
-    :class:`BatchRunError` once failures exceed it; -1 (Azure ML's default) tolerates any number.
-    A ``run`` result that is neither a DataFrame nor a list raises :class:`BatchRunError` at once.
-
-    Returns ``(output_file_path, summary)``; summary has files, mini_batches, rows, failed_files,
-    errors (messages) and output_file.
-    """
-    script, model = Path(entry_script).expanduser().resolve(), Path(model_dir).expanduser().resolve()
-    if not script.is_file():
-        raise BatchRunError(f"scoring script not found: {script}")
-    if not model.exists():
-        raise BatchRunError(f"model folder not found: {model}")
-    if int(mini_batch_size) < 1:
-        raise BatchRunError(f"mini_batch_size must be at least 1, got {mini_batch_size}")
-    mini_batch_size = int(mini_batch_size)
-    if not output_file or Path(output_file).name != output_file or output_file in (".", ".."):
-        raise BatchRunError(f"output_file must be a plain file name, got {output_file!r}")
-    files = _batch_files(Path(input_path).expanduser().resolve())
-    if not files:
-        raise BatchRunError(f"no input files under {input_path}")
-    out_dir = Path(output_dir).expanduser().resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    out_path = out_dir / output_file
-    say = progress or (lambda _msg: None)
-
-    batches = [files[i:i + mini_batch_size] for i in range(0, len(files), mini_batch_size)]
-    summary: dict[str, Any] = {"files": len(files), "mini_batches": len(batches), "rows": 0,
-                               "failed_files": 0, "errors": [], "output_file": out_path}
-    added_path = str(script.parent) not in sys.path
-    if added_path:
-        sys.path.insert(0, str(script.parent))
-    module_name = None
-    try:
-        with _patched_environ({"AZUREML_MODEL_DIR": str(model), "AZUREML_BI_OUTPUT_PATH": str(out_dir)}):
-            module_name, module = _import_script(script)
-            for fn in ("init", "run"):
-                if not callable(getattr(module, fn, None)):
-                    raise BatchRunError(f"{script.name} must define {fn}()")
-            module.init()
-            header_pending = dataframe_header
-            with out_path.open("w", encoding="utf-8", newline="") as handle:
-                for number, batch in enumerate(batches, start=1):
-                    try:
-                        result = module.run(list(batch))
-                    except Exception as exc:  # noqa: BLE001 - counted against error_threshold like Azure ML
-                        summary["failed_files"] += len(batch)
-                        summary["errors"].append(f"mini-batch {number}: {type(exc).__name__}: {exc}")
-                        say(f"mini-batch {number}/{len(batches)} failed: {exc}")
-                        traceback.print_exc(file=sys.stderr)
-                    else:
-                        # a wrong return type is a bug in the script, not a data failure: stop right away
-                        rows, was_frame = _write_rows(handle, result, header=header_pending)
-                        header_pending = header_pending and not was_frame
-                        summary["rows"] += rows
-                        summary["failed_files"] += max(0, len(batch) - rows)
-                        say(f"mini-batch {number}/{len(batches)}: {len(batch)} file(s), {rows} row(s)")
-                    handle.flush()
-                    if 0 <= error_threshold < summary["failed_files"]:
-                        raise BatchRunError(
-                            f"{summary['failed_files']} failed file(s) exceed error_threshold={error_threshold}: "
-                            + "; ".join(summary["errors"][-3:])
-                        )
-            shutdown = getattr(module, "shutdown", None)
-            if callable(shutdown):
-                shutdown()
-    finally:
-        if module_name:
-            sys.modules.pop(module_name, None)
-        if added_path:
-            with contextlib.suppress(ValueError):
-                sys.path.remove(str(script.parent))
-    return out_path, summary
+from distilbert_catalog.runner.batch import BatchRunError, run_batch  # noqa: E402
