@@ -99,6 +99,24 @@ COMPONENTS: dict[str, Component] = {c.folder: c for c in (
         "evaluate", (A.ModelArgs, A.EvaluateDataArgs, A.FillMaskArgs, A.EvaluationArgs),
         EVALUATE_OUTPUTS, task="fill-mask", environment="inference"),
     Component(
+        "finetune/token_classification", "DistilBERT fine-tune: token classification (NER)",
+        "Fine-tunes DistilBERT for named-entity recognition on CoNLL-2003-style data (tokens: a "
+        "list of words, ner_tags: one IOB tag per word, as ids or names) with the Hugging Face "
+        "Trainer. Each word's first sub-token carries its tag; sentences longer than "
+        "max_seq_length are split into overlapping windows. Every row is checked before the "
+        "model loads; checkpoints are picked by entity-level F1 on validation (conlleval).",
+        "finetune", (A.ModelArgs, A.FinetuneDataArgs, A.TokenClassificationFinetuneArgs,
+                     A.TrainingArgs),
+        FINETUNE_OUTPUTS, task="token-classification", distributed=True),
+    Component(
+        "evaluate/token_classification", "DistilBERT evaluate: token classification (NER)",
+        "Evaluates named-entity recognition as the CoNLL-2003 scorer (conlleval) does: "
+        "entity-level precision, recall and F1 (micro and per entity type) and token accuracy; "
+        "writes every sentence's gold and predicted tags and a per-type F1 plot.",
+        "evaluate", (A.ModelArgs, A.EvaluateDataArgs, A.TokenClassificationArgs,
+                     A.EvaluationArgs),
+        EVALUATE_OUTPUTS, task="token-classification", environment="inference"),
+    Component(
         "model_card", "DistilBERT model card",
         "Renders the catalog model card (Markdown + images) from evaluation metrics.json and the "
         "fine-tuning config.",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+from torch.utils.data import SequentialSampler
 from transformers import (AutoTokenizer, EarlyStoppingCallback, Trainer, TrainerCallback,
                           TrainingArguments, set_seed)
 from transformers.trainer_utils import get_last_checkpoint
@@ -126,10 +127,12 @@ def finetune(task_name: str, model: ModelArgs, data: FinetuneDataArgs, task_args
             raise CatalogError("early_stopping needs validation data (validation_data or a "
                                "validation split)")
         callbacks.append(EarlyStoppingCallback(training.early_stopping_patience))
-    trainer = Trainer(model=net, args=args, data_collator=task.collator(tokenizer),
-                      train_dataset=train_features, eval_dataset=eval_features,
-                      processing_class=tokenizer, compute_metrics=task.trainer_metrics(labels),
-                      callbacks=callbacks)
+    trainer = CatalogTrainer(
+        task, model=net, args=args, data_collator=task.collator(tokenizer, settings),
+        train_dataset=train_features, eval_dataset=eval_features, processing_class=tokenizer,
+        compute_metrics=task.trainer_metrics(labels, eval_features),
+        preprocess_logits_for_metrics=task.preprocess_logits_for_metrics(settings),
+        callbacks=callbacks)
 
     configure_tracking()
     config = {**dataclasses.asdict(training), **settings, "model": model.model,
@@ -159,6 +162,32 @@ def finetune(task_name: str, model: ModelArgs, data: FinetuneDataArgs, task_args
 
             mlflow_dir = save_mlflow_model(model_dir, mlflow_model_dir, task_name=task.name)
     return FinetuneResult(model_dir, mlflow_dir, metrics_dir, metrics)
+
+
+class CatalogTrainer(Trainer):
+    """The Trainer, asking the task for what its evaluations need.
+
+    * Evaluation runs in dataset order (length-grouped sampling is for training), so prediction
+      ``i`` belongs to eval feature ``i`` and a task's ``compute_metrics`` can map windows back to
+      rows and score its real metric (:meth:`Task.trainer_metrics`).
+    * Every evaluation's metrics get the task's :meth:`Task.finalize_metrics` before they are
+      logged and before the best checkpoint is chosen.
+    """
+
+    def __init__(self, task, *args, **kwargs):
+        self.task = task
+        super().__init__(*args, **kwargs)
+
+    def _get_eval_sampler(self, eval_dataset):
+        if eval_dataset is None or self.args.world_size > 1:
+            return None  # distributed: accelerate shards in order and gathers back in order
+        return SequentialSampler(eval_dataset)
+
+    def evaluation_loop(self, *args, **kwargs):
+        output = super().evaluation_loop(*args, **kwargs)
+        prefix = kwargs.get("metric_key_prefix", args[4] if len(args) > 4 else "eval")
+        output.metrics.update(self.task.finalize_metrics(output.metrics, f"{prefix}_"))
+        return output
 
 
 class ForgetForeignBestCheckpoint(TrainerCallback):

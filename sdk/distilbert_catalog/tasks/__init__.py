@@ -6,10 +6,12 @@ from .base import Task
 from .fill_mask import FillMask
 from .question_answering import QuestionAnswering
 from .text_classification import TextClassification
+from .token_classification import TokenClassification
 
 TASKS: dict[str, Task] = {task.name: task for task in (TextClassification(),
                                                        QuestionAnswering(),
-                                                       FillMask())}
+                                                       FillMask(),
+                                                       TokenClassification())}
 
 
 def get_task(name: str) -> Task:
@@ -19,10 +21,9 @@ def get_task(name: str) -> Task:
         raise ValueError(f"unknown task '{name}'; choose one of {sorted(TASKS)}") from None
 
 
-#: model head (``config.architectures`` suffix) → task, for plain HF model folders
-HEADS = {"ForSequenceClassification": "text-classification",
-         "ForQuestionAnswering": "question-answering",
-         "ForMaskedLM": "fill-mask"}
+#: model head (``config.architectures`` suffix) → task, for plain HF model folders; each task
+#: class names its own head (``Task.head``)
+HEADS = {task.head: name for name, task in TASKS.items() if getattr(task, "head", None)}
 
 
 def task_for_config(config) -> str:

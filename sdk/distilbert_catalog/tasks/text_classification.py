@@ -8,12 +8,13 @@ from typing import Any, Mapping
 
 import numpy as np
 from sklearn import metrics as skm
-from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding
+from transformers import DataCollatorWithPadding
 
 from ..data import Data, rename_columns
 from ..errors import DataError
 from ..inference import to_numpy
-from .base import EvalResult, Param, Task
+from .base import EvalResult, Param
+from .labels import LabelledTask, expected_label, is_label, label_ids
 
 TEXT, LABEL = "text", "label"
 
@@ -27,8 +28,10 @@ def _is_text(value) -> bool:
     return isinstance(value, str) and bool(value.strip())
 
 
-class TextClassification(Task):
+class TextClassification(LabelledTask):
     name = "text-classification"
+    head = "ForSequenceClassification"
+    label_column = LABEL
     input_columns = ("input_string",)
     input_aliases = {"text": "input_string", "inputs": "input_string"}
     params = {
@@ -49,64 +52,23 @@ class TextClassification(Task):
         data = rename_columns(data, mapping)
         data.check_rows(TEXT, _is_text, "a non-empty string")
         if require_labels:
-            data.check_rows(LABEL, lambda v: self._valid_label(v, labels), self._expected(labels))
+            data.check_rows(LABEL, lambda v: is_label(v, labels), expected_label(labels))
         return data
 
-    @staticmethod
-    def _valid_label(value, labels: list[str] | None) -> bool:
-        if isinstance(value, bool) or value is None:
-            return False
-        if isinstance(value, int):
-            return labels is None or 0 <= value < len(labels)
-        return isinstance(value, str) and (labels is None or value in labels)
-
-    @staticmethod
-    def _expected(labels: list[str] | None) -> str:
-        if labels is None:
-            return "a label (an integer class id or a label name)"
-        return f"a label id in 0..{len(labels) - 1} or one of the label names {labels}"
-
-    def label_names(self, data: Data, given: list[str] | None) -> list[str]:
-        if given:
-            return list(given)
-        feature = data.dataset.features.get(LABEL)
-        if getattr(feature, "names", None):
-            return list(feature.names)
-        values = data.dataset.unique(LABEL)
-        if all(isinstance(v, str) for v in values):
-            return sorted(values)
-        if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-            return [str(i) for i in range(max(values) + 1)]
-        raise DataError("labels mix integers and names; use one kind", source=data.sources[0][0],
-                        column=LABEL)
-
-    @staticmethod
-    def label_ids(values: list, labels: list[str]) -> list[int]:
-        index = {name: i for i, name in enumerate(labels)}
-        return [v if isinstance(v, int) else index[v] for v in values]
-
     # --- training -------------------------------------------------------------------------
-    def model_class(self):
-        return AutoModelForSequenceClassification
-
-    def model_kwargs(self, labels: list[str] | None) -> dict:
-        return {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
-                "label2id": {name: i for i, name in enumerate(labels)},
-                "ignore_mismatched_sizes": True}
-
     def train_features(self, data: Data, tokenizer, max_seq_length: int, labels, settings):
         def tokenize(batch):
             encoded = tokenizer(batch[TEXT], truncation=True, max_length=max_seq_length)
-            encoded["labels"] = self.label_ids(batch[LABEL], labels)
+            encoded["labels"] = label_ids(batch[LABEL], labels)
             return encoded
 
         return data.dataset.map(tokenize, batched=True,
                                 remove_columns=data.dataset.column_names)
 
-    def collator(self, tokenizer):
+    def collator(self, tokenizer, settings=None):
         return DataCollatorWithPadding(tokenizer)
 
-    def trainer_metrics(self, labels):
+    def trainer_metrics(self, labels, eval_features=None):
         def compute(eval_pred) -> dict[str, float]:
             predicted = np.argmax(eval_pred.predictions, axis=-1)
             gold = eval_pred.label_ids

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 import datasets
 import numpy as np
-from transformers import AutoModelForQuestionAnswering, DataCollatorWithPadding
+from transformers import DataCollatorWithPadding
 
 from ...data import Data
 from ...errors import BadRequest, DataError
@@ -83,6 +83,7 @@ class QuestionAnswering(Task):
     """SQuAD-style extractive QA: the answer is a character span of the context, or none."""
 
     name = "question-answering"
+    head = "ForQuestionAnswering"
     input_columns = (QUESTION, CONTEXT)
     input_aliases = {"questions": QUESTION, "contexts": CONTEXT}
     params = {
@@ -227,9 +228,6 @@ class QuestionAnswering(Task):
             answer["answer_start"][k] = nearest
 
     # --- training -------------------------------------------------------------------------
-    def model_class(self):
-        return AutoModelForQuestionAnswering
-
     @staticmethod
     def qa_params(settings: Mapping[str, Any], **overrides) -> engine.QAParams:
         """Engine settings from component arguments (missing ones keep the engine defaults)."""
@@ -248,10 +246,10 @@ class QuestionAnswering(Task):
 
         return data.dataset.map(tokenize, batched=True, remove_columns=data.dataset.column_names)
 
-    def collator(self, tokenizer):
+    def collator(self, tokenizer, settings=None):
         return DataCollatorWithPadding(tokenizer)
 
-    def trainer_metrics(self, labels):
+    def trainer_metrics(self, labels, eval_features=None):
         return window_span_metrics
 
     # --- inference ------------------------------------------------------------------------
