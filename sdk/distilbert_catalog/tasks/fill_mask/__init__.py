@@ -24,7 +24,6 @@ from typing import Any, Mapping
 
 import datasets
 import numpy as np
-from transformers import AutoModelForMaskedLM
 
 from ...data import Data
 from ...errors import BadRequest, CatalogError
@@ -52,6 +51,7 @@ def _at_least_one(value) -> str | None:
 
 class FillMask(Task):
     name = "fill-mask"
+    head = "ForMaskedLM"
     input_columns = (INPUT,)
     input_aliases = {"text": INPUT, "inputs": INPUT, TEXTS: INPUT}
     params = {
@@ -108,14 +108,11 @@ class FillMask(Task):
         return data
 
     # --- training (not offered: fill-mask models are evaluated and served as they are) ----
-    def model_class(self):
-        return AutoModelForMaskedLM
-
     def train_features(self, data: Data, tokenizer, max_seq_length: int, labels, settings):
         raise CatalogError("the catalog has no fill-mask fine-tune component: a fill-mask model "
                            "is evaluated (components/evaluate/fill_mask) and deployed as it is")
 
-    def collator(self, tokenizer, *args, **kwargs):
+    def collator(self, tokenizer, settings=None):
         return self.train_features(None, tokenizer, 0, None, None)
 
     # --- inference ------------------------------------------------------------------------
