@@ -67,6 +67,18 @@ def load_model(source: str | Path, **kwargs):
     return load_predictor(source, **kwargs)
 
 
+def package_model(source: str | Path, output_dir: str | Path, *, task: str | None = None,
+                  **kwargs) -> Path:
+    """Package a hub id or Hugging Face model folder as a deployable catalog MLflow model.
+
+    E.g. ``package_model("distilbert-base-uncased", "outputs/fill-mask-model")``: a base
+    checkpoint is a masked-LM, so it becomes a fill-mask model the scoring scripts serve.
+    """
+    from .packaging import package_model as package
+
+    return package(source, output_dir, task_name=task, **kwargs)
+
+
 def model_card(evaluation_dir: str | Path, output_dir: str | Path, **kwargs) -> Path:
     from .cards import write_card
 

@@ -103,6 +103,14 @@ def cmd_specs(args) -> int:
     return 1 if args.check and changed else 0
 
 
+def cmd_package(args) -> int:
+    from .packaging import package_model
+
+    path = package_model(args.model, args.output_dir, task_name=args.task)
+    print(path)
+    return 0
+
+
 def cmd_tiny_model(args) -> int:
     from .tiny import build_tiny_model
 
@@ -163,6 +171,13 @@ def parser() -> argparse.ArgumentParser:
     mode.add_argument("--write", action="store_true", help="(default) write the files")
     mode.add_argument("--check", action="store_true", help="fail if any file is out of date")
     specs.set_defaults(func=cmd_specs)
+
+    package = sub.add_parser("package", help="package a hub id or HF model folder as a "
+                             "deployable MLflow model (e.g. a base checkpoint as fill-mask)")
+    package.add_argument("model", help="hub id or Hugging Face model folder")
+    package.add_argument("output_dir", help="where the MLflow model folder is written")
+    package.add_argument("--task", help="task name (default: from the model's head)")
+    package.set_defaults(func=cmd_package)
 
     tiny = sub.add_parser("tiny-model", help="build the tiny offline DistilBERT")
     tiny.add_argument("output_dir")

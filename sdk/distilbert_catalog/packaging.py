@@ -97,3 +97,31 @@ def save_mlflow_model(model_dir: str | Path, mlflow_dir: str | Path, *, task_nam
                       **(extra_metadata or {})},
         )
     return mlflow_dir
+
+
+def package_model(source: str | Path, mlflow_dir: str | Path, *, task_name: str | None = None,
+                  precision: str = "auto", batch_size: int = 32) -> Path:
+    """Package an existing model - a hub id or a Hugging Face model folder - as a catalog model.
+
+    This is how a base checkpoint (``distilbert-base-uncased``: a masked-LM, so a fill-mask
+    model) or any fine-tuned folder is made deployable without a training job. The task comes
+    from ``task_name`` or the model's head; a hub id is loaded (from the local cache when
+    offline) and written out as a model folder first.
+    """
+    from .errors import CatalogError
+    from .modeling import find_mlflow_model
+
+    path = Path(source)
+    if path.is_dir() and find_mlflow_model(path) is not None:
+        raise CatalogError(f"{path} is already an MLflow model; deploy it as it is")
+    if path.is_dir():
+        return save_mlflow_model(path, mlflow_dir, task_name=task_name, precision=precision,
+                                 batch_size=batch_size, extra_metadata={"source": str(source)})
+    predictor = load_predictor(source, task_name=task_name, precision="fp32")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp, "model")
+        predictor.model.save_pretrained(folder)
+        predictor.tokenizer.save_pretrained(folder)
+        return save_mlflow_model(folder, mlflow_dir, task_name=predictor.task.name,
+                                 precision=precision, batch_size=batch_size,
+                                 extra_metadata={"source": str(source)})
