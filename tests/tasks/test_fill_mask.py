@@ -169,14 +169,18 @@ def test_mask_spellings_give_the_same_answer(which, predictor, cased_predictor):
     assert ids.count(ours.tokenizer.mask_token_id) == 1
 
 
-def test_several_masks_give_one_object_per_mask_like_the_pipeline(predictor, tiny_model):
+def test_several_masks_give_one_word_per_mask_under_each_rank(predictor, tiny_model):
+    """Still one object per input; rank r holds each mask's r-th word, as the pipeline ranks it."""
     text = "The [MASK] flows into the <mask> near the old [mask]."
     answer = predict(predictor, [text, TEXTS[0]], top_k=3)
-    assert isinstance(answer[0], list) and len(answer[0]) == 3
-    assert isinstance(answer[1], dict)
+    assert list(answer[0]) == ["0", "1", "2"] and list(answer[1]) == ["0", "1", "2"]
+    assert all(isinstance(answer[1][r], str) for r in "012")
     expected = pipeline_for(tiny_model)(to_model_masks(text, "[MASK]"), top_k=3)
-    assert [[m[str(r)] for r in range(3)] for m in answer[0]] == \
-        [[plain(e["token_str"]) for e in per_mask] for per_mask in expected]
+    assert len(expected) == 3  # the pipeline ranks each of the 3 masks separately
+    for r in range(3):
+        assert answer[0][str(r)] == [plain(per_mask[r]["token_str"]) for per_mask in expected]
+    scored = predict(predictor, [text], top_k=2, return_scores=True)[0]
+    assert [m["token"] for m in scored["0"]] == [per_mask[0]["token"] for per_mask in expected]
 
 
 def test_only_mask_logits_leave_the_model(predictor):

@@ -8,12 +8,14 @@ masked-LM models, so this task serves and evaluates them as they are (no fine-tu
 * :mod:`.scoring` - top-k accuracy, MRR and pseudo-perplexity (pure);
 * this module - data columns and validation, request rows and params, answers, evaluation.
 
-Answers (online and batch): one item per input text. A text with one mask gets one object whose
-keys ``"0" .. "k-1"`` are the top-k tokens as plain words, best first (``{"0": "capital"}``). A
-text with several masks gets a list of such objects, one per mask in text order; each mask is
-predicted on its own, with the other masks still masked (as the transformers pipeline does).
-With ``return_scores`` each word becomes ``{"token_str", "score", "token"}`` (score: the
-token's probability at that mask; token: its id).
+Answers (online and batch): one object per input text, whose keys ``"0" .. "k-1"`` are ranks,
+best first. For a text with one mask each value is a token as a plain word (no ``##``, no
+spaces): ``{"0": "capital"}``. For a text with several masks each value is a list with one word
+per mask, in text order - ``{"0": ["river", "sea"], "1": ["road", "lake"]}`` - and every mask is
+ranked on its own, with the other masks still masked (as the transformers pipeline does), so
+``"0"`` holds each mask's best word. The shape is the same for every input, so batch output keeps
+one column per rank. With ``return_scores`` each word becomes ``{"token_str", "score", "token"}``
+(score: the token's probability at that mask; token: its id).
 """
 
 from __future__ import annotations
@@ -181,17 +183,20 @@ class FillMask(Task):
         scores = params.get("return_scores", False)
         answers = []
         for per_mask in self.mask_predictions(predictor, encoded, top_k):
-            objects = [self._answer(predictor.tokenizer, m, scores) for m in per_mask]
-            answers.append(objects[0] if len(objects) == 1 else objects)
+            ranked = [self._ranked(predictor.tokenizer, m, scores) for m in per_mask]
+            answers.append({str(rank): ranked[0][rank] if len(ranked) == 1
+                            else [mask[rank] for mask in ranked]
+                            for rank in range(len(ranked[0]))})
         return answers
 
     @staticmethod
-    def _answer(tokenizer, mask: dict, scores: bool) -> dict:
+    def _ranked(tokenizer, mask: dict, scores: bool) -> list:
+        """One mask's top tokens, best first: plain words, or {token_str, score, token}."""
         words = engine.plain_words(tokenizer, mask["ids"])
         if not scores:
-            return {str(rank): word for rank, word in enumerate(words)}
-        return {str(rank): {"token_str": word, "score": float(p), "token": int(i)}
-                for rank, (word, p, i) in enumerate(zip(words, mask["probs"], mask["ids"]))}
+            return words
+        return [{"token_str": word, "score": float(p), "token": int(i)}
+                for word, p, i in zip(words, mask["probs"], mask["ids"])]
 
     # --- evaluation -----------------------------------------------------------------------
     def evaluate(self, predictor, data: Data, out_dir: Path, settings: Mapping[str, Any]
