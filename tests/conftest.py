@@ -37,6 +37,14 @@ def tiny_model(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def pretrained_model() -> Path:
+    """The pretrained offline DistilBERT (MiniLM-L6 weights), built once and cached on disk."""
+    from distilbert_catalog.pretrained import pretrained_distilbert
+
+    return pretrained_distilbert()
+
+
+@pytest.fixture(scope="session")
 def emotion_dir() -> Path:
     from distilbert_catalog.samples import sample_dir
 

