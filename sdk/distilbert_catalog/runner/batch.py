@@ -455,7 +455,7 @@ class _Run:
             self.retries += 1
             self.todo.appendleft(index)
             self.bar.write(f"mini-batch {index + 1}/{len(self.batches)}: {reason}; retry "
-                           f"{tries}/{self.settings.max_retries}")
+                           f"{tries}/{self.settings.max_retries}", file=sys.stderr)
             return
         self.failed_batches.append(index)
         frame = _failed_frame(self.batches[index], f"mini-batch failed after {tries} attempt(s): "
