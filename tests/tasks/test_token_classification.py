@@ -287,3 +287,19 @@ def test_task_is_found_from_the_model_head(ner_model):
     from distilbert_catalog.tasks import task_for_config
 
     assert task_for_config(AutoConfig.from_pretrained(ner_model)) == "token-classification"
+
+
+def test_batch_scoring_gives_one_row_per_input(predictor, tmp_path):
+    """The generic batch path: texts and word lists in a jsonl file, a bad row kept as an error."""
+    from distilbert_catalog.serving.batch import BatchScorer
+
+    path = write_jsonl(tmp_path / "part.jsonl", [{"input_string": TEXTS[0]},
+                                                 {"input_string": ["Ada", "went", "to", "Oslo"]},
+                                                 {"input_string": ["Ada", ""]}])
+    frame = BatchScorer(predictor)([str(path)])
+    assert list(frame["row"]) == [0, 1, 2]
+    entities = [json.loads(cell) for cell in frame["predictions"][:2]]
+    assert entities[0] == predictor.predict([{"input_string": TEXTS[0]}])[0]
+    for e in entities[1]:
+        assert "Ada went to Oslo"[e["start"]:e["end"]] == e["word"]
+    assert frame["error"][2] and "input_string[2][1]" in frame["error"][2]
