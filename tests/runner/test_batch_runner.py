@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import textwrap
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -202,3 +203,36 @@ def test_settings_come_from_the_deployment_yaml():
     assert deployment.code_dir == REPO / "sdk"
     with pytest.raises(BatchRunError, match="not a valid batch deployment"):
         load_batch_deployment_file(REPO / "components/deploy/batch/question_answering/endpoint.yaml")
+
+
+@pytest.mark.parametrize("task", ["text-classification", "question-answering",
+                                  "token-classification", "fill-mask"])
+def test_sdk_builds_the_azure_objects_from_the_same_yaml_the_runner_reads(task):
+    from azure.ai.ml.entities import BatchEndpoint, ModelBatchDeployment
+
+    import distilbert_catalog.api as api
+
+    folder = api.batch_deployment_dir(task)
+    endpoint = api.batch_endpoint(task)
+    deployment = api.batch_deployment(task, model="azureml:my-model:3", mini_batch_size=4)
+    assert isinstance(endpoint, BatchEndpoint) and isinstance(deployment, ModelBatchDeployment)
+    assert deployment.endpoint_name == endpoint.name and deployment.model == "my-model:3"  # azure-ai-ml drops the azureml: prefix
+    local = load_batch_deployment_file(folder / "deployment.yaml").settings
+    settings = deployment.settings
+    assert (settings.mini_batch_size, settings.max_concurrency_per_instance,
+            settings.retry_settings.max_retries, settings.retry_settings.timeout,
+            settings.error_threshold, settings.output_file_name, settings.output_action,
+            settings.environment_variables) == (
+        4, local.max_concurrency_per_instance, local.max_retries, local.timeout,
+        local.error_threshold, local.output_file_name, "append_row", local.environment_variables)
+    script = Path(deployment.base_path) / deployment.code_configuration.code / \
+        deployment.code_configuration.scoring_script
+    assert script.resolve() == REPO / "sdk/distilbert_catalog/serving/batch_score.py"
+
+
+def test_sdk_names_the_tasks_it_has_deployments_for():
+    import distilbert_catalog.api as api
+
+    with pytest.raises(ValueError, match="available: \\['fill-mask', 'question-answering', "
+                                         "'text-classification', 'token-classification'\\]"):
+        api.batch_deployment("summarization")
