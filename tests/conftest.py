@@ -1,4 +1,5 @@
-"""Shared, session-scoped fixtures: a tiny DistilBERT, and one emotion model trained once."""
+"""Shared, session-scoped fixtures: a tiny DistilBERT, the pretrained offline DistilBERT, and
+one emotion model fine-tuned from it once."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 REPO = Path(__file__).resolve().parents[1]
 EMOTION_LABELS = "sadness,joy,love,anger,fear,surprise"
-#: probe sentences in the sample's style, two cue words each: a trained model must get them right
-JOY, FEAR = "i feel cheerful and delighted today", "i feel terrified and frightened today"
+#: plain sentences (from the natural held-out set) a fine-tuned emotion model must get right
+JOY = "i got the job and could not stop grinning on the drive home"
+FEAR = "i am terrified of what comes next"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -52,14 +54,14 @@ def emotion_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def emotion_model(tiny_model, emotion_dir, tmp_path_factory):
-    """The tiny model fine-tuned on the bundled emotion sample (the quickstart's settings)."""
+def emotion_model(pretrained_model, emotion_dir, tmp_path_factory):
+    """The pretrained DistilBERT fine-tuned on the bundled emotion sample (the quickstart's way)."""
     import distilbert_catalog as dc
-    from distilbert_catalog.quickstart import TINY_OVERRIDES
+    from distilbert_catalog.quickstart import PRETRAINED_OVERRIDES
 
     return dc.finetune("text-classification", output_dir=tmp_path_factory.mktemp("emotion"),
-                       model_name=str(tiny_model), train_data=str(emotion_dir),
-                       label_names=EMOTION_LABELS, **TINY_OVERRIDES)
+                       model_name=str(pretrained_model), train_data=str(emotion_dir),
+                       label_names=EMOTION_LABELS, **PRETRAINED_OVERRIDES)
 
 
 @pytest.fixture(scope="session")

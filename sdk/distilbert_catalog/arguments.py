@@ -104,6 +104,9 @@ class CardArgs:
                                  "uri_folder")
     training_result: Optional[str] = arg(
         None, "Fine-tuning metrics folder (metrics.json with the training config).", "uri_folder")
+    extra_evaluation_result: Optional[str] = arg(
+        None, "Another evaluation of the same model (metrics.json folder), e.g. on a held-out set "
+        "written in another style; the card adds its metrics.", "uri_folder")
     model_display_name: str = arg("distilbert-base-uncased", "Model name shown on the card.")
     card_template: Optional[str] = arg(
         None, "A folder with card.md.j2 and metadata.yaml to use instead of the catalog's.",

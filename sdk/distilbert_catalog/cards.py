@@ -43,14 +43,17 @@ class CardData:
     metadata: dict[str, Any]
     evaluation: dict[str, Any]
     training: dict[str, Any] | None = None
+    extra_evaluation: dict[str, Any] | None = None
     sample: dict[str, Any] | None = None
     images: dict[str, str] = field(default_factory=dict)
 
 
 def load_card_data(model_name: str, template_dir: Path, evaluation_dir: Path,
-                   training_dir: Path | None = None) -> CardData:
+                   training_dir: Path | None = None,
+                   extra_evaluation_dir: Path | None = None) -> CardData:
     evaluation = read_metrics(evaluation_dir)
     training = read_metrics(training_dir) if training_dir else None
+    extra = read_metrics(extra_evaluation_dir) if extra_evaluation_dir else None
     sample_name = evaluation["artifacts"].get("sample")
     sample = None
     if sample_name:
@@ -58,29 +61,44 @@ def load_card_data(model_name: str, template_dir: Path, evaluation_dir: Path,
     images = {name: rel for name, rel in evaluation["artifacts"].items() if rel.endswith(".png")}
     with open(template_dir / "metadata.yaml") as f:
         metadata = yaml.safe_load(f)
-    return CardData(model_name, metadata, evaluation, training, sample, images)
+    return CardData(model_name, metadata, evaluation, training, extra, sample, images)
 
 
-def render_card(data: CardData, template_dir: Path) -> str:
+def display_path(value, relative_to: Path | None) -> str:
+    """A path as a card shows it: relative to the card's folder, never this machine's absolute path.
+
+    Hub ids and other non-paths pass through unchanged.
+    """
+    text = str(value)
+    if not os.path.isabs(text):
+        return text
+    return os.path.relpath(text, relative_to) if relative_to else Path(text).name
+
+
+def render_card(data: CardData, template_dir: Path, relative_to: Path | None = None) -> str:
+    """Render ``card.md.j2``; paths are shown relative to ``relative_to`` (the card's folder)."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template_dir)),
                              undefined=jinja2.StrictUndefined, autoescape=False,
                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     env.filters["pct"] = lambda v, digits=1: f"{100 * float(v):.{digits}f}%"
     env.filters["num"] = lambda v, digits=4: f"{float(v):.{digits}f}"
     env.filters["tojson_pretty"] = lambda v: json.dumps(v, indent=2)
+    env.filters["path"] = lambda v: display_path(v, relative_to)
     return env.get_template("card.md.j2").render(**asdict(data))
 
 
 def write_card(out_dir: str | Path, *, evaluation_dir: str | Path,
-               training_dir: str | Path | None = None, model_name: str = DEFAULT_MODEL,
+               training_dir: str | Path | None = None,
+               extra_evaluation_dir: str | Path | None = None, model_name: str = DEFAULT_MODEL,
                template_dir: str | Path | None = None) -> Path:
     """Render README.md into ``out_dir`` and copy the images it shows next to it."""
     out_dir, evaluation_dir = Path(out_dir), Path(evaluation_dir)
     template_dir = Path(template_dir) if template_dir else default_template_dir()
     data = load_card_data(model_name, template_dir, evaluation_dir,
-                          Path(training_dir) if training_dir else None)
-    text = render_card(data, template_dir)
+                          Path(training_dir) if training_dir else None,
+                          Path(extra_evaluation_dir) if extra_evaluation_dir else None)
     out_dir.mkdir(parents=True, exist_ok=True)
+    text = render_card(data, template_dir, relative_to=out_dir.resolve())
     for rel in data.images.values():
         shutil.copy2(evaluation_dir / rel, out_dir / Path(rel).name)
     (out_dir / "README.md").write_text(text)

@@ -253,6 +253,7 @@ def main(folder: str, argv: Sequence[str] | None = None) -> int:
             (card_args,) = parsed
             path = write_card(outputs.model_card, evaluation_dir=card_args.evaluation_result,
                               training_dir=card_args.training_result,
+                              extra_evaluation_dir=card_args.extra_evaluation_result,
                               model_name=card_args.model_display_name,
                               template_dir=card_args.card_template or _bundled_template())
             print(f"model card: {path}")

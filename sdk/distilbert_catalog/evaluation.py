@@ -15,6 +15,7 @@ import mlflow
 
 from .arguments import EvaluateDataArgs, EvaluationArgs, ModelArgs
 from .metrics_file import read_metrics, write_metrics
+from .modeling import describe_model
 from .packaging import load_predictor
 from .serving.request_parsing import parse_request
 from .tasks import get_task
@@ -58,6 +59,7 @@ def evaluate(task_name: str, model: ModelArgs, data: EvaluateDataArgs, task_args
     if predictor is not None:
         artifacts["sample"] = write_sample(out_dir, predictor)
         config["precision_resolved"] = predictor.precision
+        config["model_info"] = describe_model(predictor.model, model.model)
     evaluated = settings["predictions_file"] if predictor is None else model.model
     path = write_metrics(out_dir, task=task.name, stage="evaluation", model=evaluated,
                          dataset=data.dataset_name or data.test_data, split=data.test_split,

@@ -56,3 +56,34 @@ def resolve_model_source(source: str | Path) -> tuple[str, dict]:
         raise CatalogError(f"{path} is neither a Hugging Face model folder (no config.json) "
                            "nor an MLflow model folder (no MLmodel)")
     return str(path), {}
+
+
+def weights_source(reference: str) -> str:
+    """Where a model reference's weights come from, as a card may show it (no machine paths)."""
+    path = Path(reference)
+    if not path.exists():
+        return reference  # a hub id
+    return f"a local model folder ({path.resolve().name})"
+
+
+def describe_model(model, reference: str) -> dict:
+    """Facts about a loaded model, read from its config: what a model card may state about it.
+
+    ``catalog_provenance`` in the config (written by :mod:`distilbert_catalog.pretrained` and kept
+    through fine-tuning) says where the weights came from; otherwise the reference it was loaded by.
+    """
+    config = model.config
+    provenance = getattr(config, "catalog_provenance", None) or {}
+    architectures = getattr(config, "architectures", None) or [type(model).__name__]
+    return {
+        "architecture": architectures[0],
+        "model_type": config.model_type,
+        "layers": getattr(config, "n_layers", None) or config.num_hidden_layers,
+        "hidden_size": getattr(config, "dim", None) or config.hidden_size,
+        "attention_heads": getattr(config, "n_heads", None) or config.num_attention_heads,
+        "vocab_size": config.vocab_size,
+        "parameters": int(model.num_parameters()),
+        "weights_source": provenance.get("source_model") or weights_source(reference),
+        "weights_package": provenance.get("source_package"),
+        "converted": "converted_by" in provenance,
+    }

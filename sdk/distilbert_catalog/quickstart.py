@@ -1,8 +1,10 @@
 """The README's first command: the emotion pipeline end to end on bundled data, offline.
 
-It builds a tiny DistilBERT (random init, vocabulary trained on the bundled text), runs
-``pipelines/emotion-detection.yaml`` through the local runner (fine-tune → evaluate → model card),
-serves the MLflow model under the real Azure ML inference server and scores a sample request.
+It builds (once, cached) the pretrained offline DistilBERT converted from all-MiniLM-L6-v2 (see
+:mod:`distilbert_catalog.pretrained`), runs ``pipelines/emotion-detection.yaml`` through the local
+runner with the model input pointing at it (fine-tune → evaluate on the test split and on
+hand-written natural sentences → model card), serves the MLflow model under the real Azure ML
+inference server and scores a sample request.
 """
 
 from __future__ import annotations
@@ -15,29 +17,32 @@ from .api import pipeline_path
 from .metrics_file import read_metrics
 from .runner.endpoints import serve
 from .runner.pipeline import run_pipeline
-from .tiny import build_tiny_model
+from .pretrained import pretrained_distilbert
 from .tracking import child_env
 
 SCORE_SCRIPT = Path(__file__).resolve().parent / "serving" / "score.py"
 #: a from-scratch tiny model needs a far higher learning rate than a pretrained one
 TINY_OVERRIDES = {"learning_rate": 0.002, "num_train_epochs": 8, "per_device_train_batch_size": 16}
-SAMPLE_REQUEST = {"inputs": {"input_string": ["i feel so cheerful and delighted this morning",
-                                              "i feel terrified and panicky tonight"]}}
+#: the pipeline's settings, but for the 384-wide pretrained offline DistilBERT (see README)
+PRETRAINED_OVERRIDES = {"learning_rate": 1e-4, "num_train_epochs": 4,
+                        "per_device_train_batch_size": 16}
+SAMPLE_REQUEST = {"inputs": {"input_string": ["i finally got the keys to my first apartment",
+                                              "i am terrified of what comes next"]}}
 
 
 def quickstart(output_dir: str | Path = "quickstart-out", print_=print) -> dict:
     out = Path(output_dir).resolve()
     started = time.time()
-    tiny = out / "tiny-distilbert"
-    if not (tiny / "config.json").exists():
-        print_(f"building a tiny DistilBERT in {tiny}")
-        build_tiny_model(tiny)
+    print_("pretrained offline DistilBERT (all-MiniLM-L6-v2 weights; built once, then cached)")
+    model = pretrained_distilbert()
+    print_(f"  {model}")
     result = run_pipeline(pipeline_path("emotion-detection"),
-                          inputs={"model_name": str(tiny), **TINY_OVERRIDES},
+                          inputs={"model_name": str(model), **PRETRAINED_OVERRIDES},
                           output_dir=out / "pipeline", progress=print_,
                           env=child_env(out / "mlruns"))
     outputs = result["outputs"]
     metrics = read_metrics(outputs["evaluation_result"])
+    natural = read_metrics(result["steps"]["evaluate_natural"]["evaluation_result"])
     print_("scoring a sample request under azmlinfsrv ...")
     with serve(SCORE_SCRIPT, outputs["mlflow_model"]) as server:
         status, response = server.invoke(SAMPLE_REQUEST)
@@ -51,7 +56,8 @@ def quickstart(output_dir: str | Path = "quickstart-out", print_=print) -> dict:
         "sample_request": str(out / "sample_request.json"),
         "sample_response": str(out / "sample_response.json"),
         "mlflow_tracking": str(out / "mlruns"),
-        "test_accuracy": metrics["metrics"]["accuracy"],
+        "test_accuracy": round(metrics["metrics"]["accuracy"], 4),
+        "natural_accuracy": round(natural["metrics"]["accuracy"], 4),
         "http_status": status,
         "seconds": round(time.time() - started, 1),
     }

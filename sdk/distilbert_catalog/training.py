@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
 from torch.utils.data import SequentialSampler
-from transformers import (AutoTokenizer, EarlyStoppingCallback, Trainer, TrainerCallback,
-                          TrainingArguments, set_seed)
+from transformers import (AutoTokenizer, EarlyStoppingCallback, PrinterCallback, Trainer,
+                          TrainerCallback, TrainingArguments, set_seed)
 from transformers.trainer_utils import get_last_checkpoint
 
 from .arguments import FinetuneDataArgs, ModelArgs, TrainingArgs
 from .data import Data, load_data, split_files
 from .errors import CatalogError, DataError
 from .metrics_file import write_metrics
-from .modeling import resolve_model_source
+from .modeling import resolve_model_source, weights_source
 from .precision import default_device, resolve_precision
 from .tasks import get_task
 from .tracking import configure_tracking, log_flat
@@ -86,6 +87,8 @@ def finetune(task_name: str, model: ModelArgs, data: FinetuneDataArgs, task_args
     set_seed(training.seed)
     tokenizer = AutoTokenizer.from_pretrained(source)
     net = task.model_class().from_pretrained(source, **task.model_kwargs(labels))
+    if not getattr(net.config, "catalog_provenance", None):  # kept in the fine-tuned config.json
+        net.config.catalog_provenance = {"source_model": weights_source(model.model)}
 
     # 3. Features (unpadded; the collator pads per batch).
     settings = dataclasses.asdict(task_args)
@@ -121,7 +124,7 @@ def finetune(task_name: str, model: ModelArgs, data: FinetuneDataArgs, task_args
         report_to=["mlflow"],
         disable_tqdm=True,
     )
-    callbacks: list[TrainerCallback] = [ForgetForeignBestCheckpoint()]
+    callbacks: list[TrainerCallback] = [ForgetForeignBestCheckpoint(), ProgressLog()]
     if training.early_stopping:
         if not has_eval:
             raise CatalogError("early_stopping needs validation data (validation_data or a "
@@ -133,6 +136,7 @@ def finetune(task_name: str, model: ModelArgs, data: FinetuneDataArgs, task_args
         compute_metrics=task.trainer_metrics(labels, eval_features),
         preprocess_logits_for_metrics=task.preprocess_logits_for_metrics(settings),
         callbacks=callbacks)
+    trainer.remove_callback(PrinterCallback)  # ProgressLog prints the same logs, readably
 
     configure_tracking()
     config = {**dataclasses.asdict(training), **settings, "model": model.model,
@@ -188,6 +192,26 @@ class CatalogTrainer(Trainer):
         prefix = kwargs.get("metric_key_prefix", args[4] if len(args) > 4 else "eval")
         output.metrics.update(self.task.finalize_metrics(output.metrics, f"{prefix}_"))
         return output
+
+
+class ProgressLog(TrainerCallback):
+    """One line per Trainer log: step, epoch, loss or eval metrics, time spent and time left.
+
+    Plain lines rather than a progress bar, so they read well in job logs and piped output.
+    """
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = time.monotonic()
+        print(f"training: {state.max_steps} steps, {args.num_train_epochs:g} epochs", flush=True)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        elapsed = time.monotonic() - self.started
+        done = state.global_step / state.max_steps if state.max_steps else 0
+        left = elapsed / done - elapsed if done else 0
+        values = ", ".join(f"{k} {v:.4g}" for k, v in (logs or {}).items()
+                           if isinstance(v, (int, float)) and k != "epoch")
+        print(f"  step {state.global_step}/{state.max_steps} (epoch {state.epoch or 0:.2f}): "
+              f"{values} [{elapsed:.0f}s, ~{left:.0f}s left]", flush=True)
 
 
 class ForgetForeignBestCheckpoint(TrainerCallback):
