@@ -24,4 +24,12 @@ class DataError(CatalogError, ValueError):
 
 
 class BadRequest(CatalogError, ValueError):
-    """A client error in a scoring request; serving turns it into HTTP 400."""
+    """A client error in a scoring request; serving turns it into HTTP ``status`` (400)."""
+
+    status = 400
+
+
+class PayloadTooLarge(BadRequest):
+    """A request past a size limit (body bytes, items, characters): HTTP 413."""
+
+    status = 413

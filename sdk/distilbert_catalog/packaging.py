@@ -55,9 +55,18 @@ class CatalogModel(mlflow.pyfunc.PythonModel):
                                         batch_size=int(config.get("batch_size", 32)))
 
     def predict(self, context, model_input, params=None):
-        frame = pd.DataFrame(model_input)
-        rows = frame[list(self.predictor.task.input_columns)].to_dict("records")
-        parsed = self.predictor.task.parse_params(params or {})
+        """Validate through the scoring script's request parser (same 4xx messages, same limits
+        from the ``DISTILBERT_MAX_*`` environment variables), then predict."""
+        from .serving.limits import Limits
+        from .serving.request_parsing import parse_request
+
+        task = self.predictor.task
+        if isinstance(model_input, pd.DataFrame):
+            known = {*task.input_columns, *task.input_aliases}
+            model_input = model_input[[c for c in model_input.columns if c in known]]
+            model_input = model_input.to_dict("records")
+        rows, parsed = parse_request({"input_data": model_input, "params": dict(params or {})},
+                                     task, Limits.from_env())
         return answers_frame(self.predictor.predict(rows, parsed))
 
 

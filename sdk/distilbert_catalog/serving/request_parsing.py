@@ -9,6 +9,9 @@ Accepted shapes (``COLUMNS`` stands for the task's input columns, e.g. ``input_s
 - ``{"columns": [...], "index": [...], "data": [[...]]}``    pandas ``split`` orient
 - ``[{COLUMN: ..., ...}, ...]``                             a list of records
 Each may carry ``"params"`` (or ``"parameters"``) next to the data.
+
+Given :class:`~.limits.Limits`, the raw text's nesting depth is checked before it is parsed, and
+the item count, every cell's length and ``top_k`` before the task sees a row (no tokenisation).
 """
 
 from __future__ import annotations
@@ -17,15 +20,28 @@ import json
 from typing import Any, Mapping
 
 from ..errors import BadRequest
+from .limits import Limits
 
 DATA_KEYS = ("inputs", "input_data")
 PARAM_KEYS = ("params", "parameters")
 SPLIT_KEYS = {"columns", "data"}
 
 
-def parse_request(raw: str | bytes | Mapping | list, task) -> tuple[list[dict], dict]:
-    """Return ``(rows, params)`` for ``task``; every row has exactly the task's input columns."""
-    body = _load_json(raw) if isinstance(raw, (str, bytes, bytearray)) else raw
+def parse_request(raw: str | bytes | Mapping | list, task,
+                  limits: Limits | None = None) -> tuple[list[dict], dict]:
+    """Return ``(rows, params)`` for ``task``; every row has exactly the task's input columns.
+
+    ``limits`` (None: unbounded) are checked before parsing (JSON depth) and before any row
+    reaches the task (items, characters per cell, ``top_k``).
+    """
+    if isinstance(raw, (str, bytes, bytearray)):
+        if limits is not None:
+            limits.check_body_size(len(raw))  # a str's length never exceeds its UTF-8 bytes
+            raw = raw if isinstance(raw, str) else _decode(raw)
+            limits.check_json_depth(raw)
+        body = _load_json(raw)
+    else:
+        body = raw
     params: Mapping[str, Any] = {}
     if isinstance(body, Mapping):
         if SPLIT_KEYS <= body.keys():
@@ -42,17 +58,31 @@ def parse_request(raw: str | bytes | Mapping | list, task) -> tuple[list[dict], 
             params = _params(body, allowed={data_keys[0], *PARAM_KEYS})
     else:
         data = body
-    rows = _rows(data, task)
-    return rows, task.parse_params(params)
+    rows = _rows(data, task, limits)
+    parsed = task.parse_params(params)
+    if limits is not None:
+        limits.check_params(parsed)
+    return rows, parsed
 
 
 def example_body(task) -> str:
     return json.dumps({"inputs": {c: ["..."] for c in task.input_columns}})
 
 
+def _decode(raw: bytes) -> str:
+    try:
+        return bytes(raw).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"the request body is not UTF-8 ({exc}); send JSON encoded as "
+                         f"UTF-8") from None
+
+
 def _load_json(raw) -> Any:
     try:
         return json.loads(raw)
+    except RecursionError:
+        raise BadRequest("the request JSON is nested too deeply to parse; catalog requests need "
+                         "at most 4-5 levels") from None
     except (ValueError, TypeError) as exc:
         raise BadRequest(f"the request body is not valid JSON ({exc}); send a JSON object "
                          f"such as {{\"inputs\": ...}}") from None
@@ -69,7 +99,7 @@ def _params(body: Mapping, allowed: set[str]) -> Mapping[str, Any]:
     return params
 
 
-def _rows(data: Any, task) -> list[dict]:
+def _rows(data: Any, task, limits: Limits | None = None) -> list[dict]:
     columns = task.input_columns
     if isinstance(data, Mapping) and SPLIT_KEYS <= data.keys():
         data = _split_to_columns(data)
@@ -78,10 +108,14 @@ def _rows(data: Any, task) -> list[dict]:
         _check_columns(data.keys(), task)
         lists = {c: data[c] if isinstance(data[c], list) else [data[c]] for c in columns}
         lengths = {c: len(v) for c, v in lists.items()}
+        if limits is not None:
+            limits.check_items(max(lengths.values()))
         if len(set(lengths.values())) > 1:
             raise BadRequest(f"input lists must have the same length; got {lengths}")
         rows = [{c: lists[c][i] for c in columns} for i in range(lengths[columns[0]])]
     elif isinstance(data, list):
+        if limits is not None:
+            limits.check_items(len(data))
         if len(columns) == 1 and all(not isinstance(x, Mapping) for x in data):
             rows = [{columns[0]: x} for x in data]
         elif all(isinstance(x, Mapping) for x in data):
@@ -97,6 +131,10 @@ def _rows(data: Any, task) -> list[dict]:
                          f" Example: {example_body(task)}")
     if not rows:
         raise BadRequest("no inputs: send at least one item")
+    if limits is not None:
+        for i, row in enumerate(rows):
+            for column in columns:
+                limits.check_cell(column, i, row[column])
     return [task.validate_row(row, i) for i, row in enumerate(rows)]
 
 

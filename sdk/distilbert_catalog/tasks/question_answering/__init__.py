@@ -284,6 +284,26 @@ class QuestionAnswering(Task):
         engine.validate_params(qa, predictor.tokenizer)
         return qa
 
+    @staticmethod
+    def check_question_lengths(tokenizer, questions: list[str], qa: engine.QAParams) -> None:
+        """Serving rule for long questions: an error, never a silent cut.
+
+        Training and evaluation cut questions to ``max_query_length`` tokens (the SQuAD
+        recipe); a request whose question is longer gets a 400 naming the question, its length
+        and the largest ``max_question_len`` its ``max_seq_len``/``doc_stride`` allow.
+        """
+        lengths = [len(ids) for ids in tokenizer(
+            [q.lstrip() for q in questions], add_special_tokens=False)["input_ids"]]
+        special = tokenizer.num_special_tokens_to_add(pair=True)
+        largest = qa.max_seq_length - special - qa.doc_stride - 1
+        for i, n in enumerate(lengths):
+            if n > qa.max_query_length:
+                raise BadRequest(
+                    f"question[{i}] has {n} tokens, more than max_question_len="
+                    f"{qa.max_query_length}; shorten the question, or raise "
+                    f"params.max_question_len (at most {largest} with max_seq_len="
+                    f"{qa.max_seq_length} and doc_stride={qa.doc_stride})")
+
     def predict(self, predictor, rows: list[dict], params: dict) -> list:
         for i, row in enumerate(rows):
             for column in self.input_columns:
@@ -291,6 +311,7 @@ class QuestionAnswering(Task):
                     raise BadRequest(f"{column}[{i}] must be a non-empty string; got "
                                      f"{row.get(column)!r}")
         qa = self.request_params(predictor, params)
+        self.check_question_lengths(predictor.tokenizer, [r[QUESTION] for r in rows], qa)
         results = self.run_engine(predictor, [r[QUESTION] for r in rows],
                                   [r[CONTEXT] for r in rows], qa)
         answers = engine.to_answer_lists(results)

@@ -158,7 +158,7 @@ def validate_params(params: QAParams, tokenizer: Any = None) -> None:
     if tokenizer is None:
         return
     if not getattr(tokenizer, "is_fast", False):
-        raise BadRequest("question answering needs a fast tokenizer (character offsets); "
+        raise TypeError("question answering needs a fast tokenizer (character offsets); "
                          f"{type(tokenizer).__name__} is not one")
     model_max = getattr(tokenizer, "model_max_length", None)
     if model_max is not None and params.max_seq_length > model_max:
@@ -277,7 +277,7 @@ def _window_logits(logits: Any, length: int, window: int, which: str) -> np.ndar
     """The first ``length`` logits of one window as float64; padding beyond is ignored."""
     row = np.asarray(logits, dtype=np.float64).reshape(-1)
     if row.shape[0] < length:
-        raise BadRequest(f"window {window} has {length} tokens but only {row.shape[0]} "
+        raise RuntimeError(f"window {window} has {length} tokens but only {row.shape[0]} "
                          f"{which} logits; pass one logit per token (padding is ignored)")
     return row[:length]
 
@@ -313,7 +313,7 @@ def _decode_window(start: Any, end: Any, windows: Windows, w: int, context: str,
     allowed = np.array([o is not None for o in offsets])
     allowed[cls] = True
     if not (np.isfinite(s[allowed]).all() and np.isfinite(e[allowed]).all()):
-        raise BadRequest(f"window {w} has non-finite start/end logits at context or CLS "
+        raise RuntimeError(f"window {w} has non-finite start/end logits at context or CLS "
                          "positions; check the model output")
     p_start, p_end = _masked_softmax(s, allowed), _masked_softmax(e, allowed)
     null = float(p_start[cls] * p_end[cls])
@@ -344,10 +344,10 @@ def postprocess(start_logits: Sequence[Any], end_logits: Sequence[Any], windows:
     """
     validate_params(params)
     if len(start_logits) != len(windows) or len(end_logits) != len(windows):
-        raise BadRequest(f"got {len(start_logits)} start and {len(end_logits)} end logit rows "
+        raise RuntimeError(f"got {len(start_logits)} start and {len(end_logits)} end logit rows "
                          f"for {len(windows)} windows; pass one row per window")
     if windows.example_index and max(windows.example_index) >= len(contexts):
-        raise BadRequest(f"windows refer to example {max(windows.example_index)} but only "
+        raise RuntimeError(f"windows refer to example {max(windows.example_index)} but only "
                          f"{len(contexts)} contexts were given; pass the contexts used in encode")
     nulls: list[float] = [math.inf] * len(contexts)
     spans: list[dict[tuple[int, int], float]] = [{} for _ in contexts]
@@ -430,7 +430,7 @@ def prepare_train_features(tokenizer: Any, questions: Sequence[str], contexts: S
     (``{"text": [], "answer_start": []}``).  Raises DataError for misaligned answers.
     """
     if len(answers) != len(contexts):
-        raise BadRequest(f"got {len(answers)} answers for {len(contexts)} contexts; "
+        raise ValueError(f"got {len(answers)} answers for {len(contexts)} contexts; "
                          "give one answers entry per example")
     _check_texts(questions, contexts)
     spans = [_answer_char_span(i, c, a) for i, (c, a) in enumerate(zip(contexts, answers))]
