@@ -48,7 +48,7 @@ def cmd_serve(args) -> int:
     from .quickstart import SCORE_SCRIPT
     from .runner.endpoints import serve_forever
 
-    return serve_forever(SCORE_SCRIPT, args.model, port=args.port)
+    return serve_forever(SCORE_SCRIPT, args.model, port=args.port, host=args.host)
 
 
 def cmd_invoke(args) -> int:
@@ -111,6 +111,13 @@ def cmd_package(args) -> int:
     return 0
 
 
+def cmd_pretrained(args) -> int:
+    from .pretrained import pretrained_distilbert
+
+    print(pretrained_distilbert(args.cache_dir))
+    return 0
+
+
 def cmd_tiny_model(args) -> int:
     from .tiny import build_tiny_model
 
@@ -129,9 +136,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--output-dir", default="out")
     run.set_defaults(func=cmd_run)
 
-    serve = sub.add_parser("serve", help="serve a model under azmlinfsrv (Ctrl-C stops)")
+    serve = sub.add_parser("serve", help="serve a model under azmlinfsrv (Ctrl-C or SIGTERM stops)")
     serve.add_argument("model", help="MLflow model folder, HF model folder")
     serve.add_argument("--port", type=int, default=5001)
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0: all "
+                            "interfaces, reachable from the network)")
     serve.set_defaults(func=cmd_serve)
 
     invoke = sub.add_parser("invoke", help="POST a JSON request file to a scoring URL")
@@ -178,6 +188,13 @@ def parser() -> argparse.ArgumentParser:
     package.add_argument("output_dir", help="where the MLflow model folder is written")
     package.add_argument("--task", help="task name (default: from the model's head)")
     package.set_defaults(func=cmd_package)
+
+    pretrained = sub.add_parser(
+        "pretrained", help="print the folder of the pretrained offline DistilBERT (all-MiniLM-"
+        "L6-v2 weights), building it on first use")
+    pretrained.add_argument("--cache-dir", help="cache folder (default: $DISTILBERT_CATALOG_CACHE "
+                            "or ~/.cache/distilbert-catalog)")
+    pretrained.set_defaults(func=cmd_pretrained)
 
     tiny = sub.add_parser("tiny-model", help="build the tiny offline DistilBERT")
     tiny.add_argument("output_dir")

@@ -7,9 +7,11 @@
 * :func:`run_batch` emulates a batch deployment (parallel run, ``output_action: append_row``):
   worker processes, retries, resume; see :mod:`distilbert_catalog.runner.batch`.
 
-Note: azmlinfsrv 1.4.1 always binds ``0.0.0.0`` (its host is not configurable), so while a server is
-running it is reachable from other machines on the network at that port; this module only talks
-to it through ``127.0.0.1``.
+The server binds ``127.0.0.1`` by default (``host=`` / ``serve --host`` to choose): azmlinfsrv
+1.x itself always binds ``0.0.0.0``, so it is started through :mod:`distilbert_catalog.runner.infsrv`,
+which runs azmlinfsrv's own entry point with the chosen host. Stopping a server stops its process
+group (gunicorn master and workers) and frees the port; ``serve_forever`` does so on SIGINT,
+SIGTERM and SIGHUP too.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -61,10 +64,11 @@ class LocalServer:
     port: int
     process: subprocess.Popen = field(repr=False)
     log_path: Path
+    host: str = HOST  #: the address the server binds
 
     @property
     def base_url(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        return f"http://{_client_host(self.host)}:{self.port}"
 
     def invoke(self, payload: Any, *, timeout: float = 60.0) -> tuple[int, Any]:
         return invoke(self.url, payload, timeout=timeout)
@@ -108,9 +112,15 @@ def _port_is_free(port: int) -> bool:
         return True
 
 
-def _server_command(entry_script: Path, model_dir: Path, port: int) -> list[str]:
-    return [str(find_server_executable()), "--entry_script", str(entry_script), "--model_dir", str(model_dir),
-            "--port", str(port)]
+def _client_host(host: str) -> str:
+    """Where a local client reaches a server bound to ``host`` (all interfaces -> loopback)."""
+    return HOST if host in ("", "0.0.0.0") else host
+
+
+def _server_command(entry_script: Path, model_dir: Path, port: int, host: str = HOST) -> list[str]:
+    find_server_executable()  # the package must be installed in this environment
+    return [sys.executable, "-m", "distilbert_catalog.runner.infsrv", "--host", host,
+            "--entry_script", str(entry_script), "--model_dir", str(model_dir), "--port", str(port)]
 
 
 def _server_env(entry_script: Path, model_dir: Path, env: Mapping[str, str | None] | None) -> dict[str, str]:
@@ -169,6 +179,7 @@ def serve(
     env: Mapping[str, str | None] | None = None,
     *,
     startup_timeout: float = 120.0,
+    host: str = HOST,
 ) -> Iterator[LocalServer]:
     """Run azmlinfsrv with ``entry_script`` and ``model_dir`` for the duration of a ``with`` block.
 
@@ -182,7 +193,7 @@ def serve(
         port = _free_port()
     elif not _port_is_free(port):
         raise EndpointError(f"port {port} is already in use; pick another or leave port unset")
-    argv = _server_command(script, model, port)
+    argv = _server_command(script, model, port, host)
 
     log_fd, log_name = tempfile.mkstemp(prefix="azmlinfsrv-", suffix=".log")
     log_path = Path(log_name)
@@ -193,7 +204,8 @@ def serve(
                 argv, cwd=script.parent, env=_server_env(script, model, env), stdin=subprocess.DEVNULL,
                 stdout=log_file, stderr=subprocess.STDOUT, start_new_session=(os.name == "posix"),
             )
-        server = LocalServer(url=f"http://{HOST}:{port}/score", port=port, process=process, log_path=log_path)
+        server = LocalServer(url=f"http://{_client_host(host)}:{port}/score", port=port, process=process,
+                             log_path=log_path, host=host)
         _wait_until_ready(server, startup_timeout)
         yield server
     finally:
@@ -235,22 +247,46 @@ def serve_forever(
     model_dir: str | os.PathLike,
     port: int = 5001,
     env: Mapping[str, str | None] | None = None,
+    *,
+    host: str = HOST,
 ) -> int:
-    """Run azmlinfsrv in the foreground (its log goes to this terminal) until Ctrl-C; returns its exit code."""
+    """Run azmlinfsrv in the foreground (its log goes to this terminal) until it exits or this
+    process gets SIGINT (Ctrl-C), SIGTERM or SIGHUP; then stop the server's whole process group
+    (master and workers) so no process is left holding the port. Returns the exit status
+    (128 + signal number when stopped by a signal)."""
     script, model = _check_paths(entry_script, model_dir)
     if not _port_is_free(port):
         raise EndpointError(f"port {port} is already in use; pick another with --port")
-    argv = _server_command(script, model, port)
-    print(f"Serving {script.name} with model {model}\n  score:  POST http://{HOST}:{port}/score\n"
-          f"  health: GET  http://{HOST}:{port}/\nPress Ctrl-C to stop.", flush=True)
-    process = subprocess.Popen(argv, cwd=script.parent, env=_server_env(script, model, env),
-                               stdin=subprocess.DEVNULL, start_new_session=True)
+    argv = _server_command(script, model, port, host)
+    base = f"http://{_client_host(host)}:{port}"
+    print(f"Serving {script.name} with model {model} on {host}:{port}\n"
+          f"  score:  POST {base}/score\n  health: GET  {base}/  (liveness and readiness)\n"
+          "Ctrl-C (or SIGTERM) stops it.", flush=True)
+    stopped_by: list[int] = []
+
+    def on_signal(signum, frame):
+        stopped_by.append(signum)
+        raise KeyboardInterrupt
+
+    handled = [s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    previous = {sig: signal.signal(sig, on_signal) for sig in handled}
+    process = None
     try:
+        process = subprocess.Popen(argv, cwd=script.parent, env=_server_env(script, model, env),
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
         return process.wait()
     except KeyboardInterrupt:
-        return 130
+        return 128 + (stopped_by[0] if stopped_by else signal.SIGINT)
     finally:
-        stop(process, group=True)
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for sig in handled:  # a second signal must not cut the stop short
+            signal.signal(sig, signal.SIG_IGN)
+        try:
+            if process is not None:
+                stop(process, group=True)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def invoke(url: str, payload: Any, *, timeout: float = 60.0,
