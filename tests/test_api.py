@@ -9,7 +9,7 @@ def test_pipeline_job_is_the_azure_ml_job_from_the_same_yaml():
 
     job = dc.pipeline_job("emotion-detection", num_train_epochs=1, learning_rate=1e-4)
     assert isinstance(job, PipelineJob)
-    assert list(job.jobs) == ["finetune", "evaluate", "model_card"]
+    assert list(job.jobs) == ["finetune", "evaluate", "evaluate_natural", "model_card"]
     assert job._validate().passed
     assert job._to_dict()["inputs"]["num_train_epochs"] == 1  # what would be submitted
 

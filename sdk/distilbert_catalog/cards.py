@@ -64,15 +64,26 @@ def load_card_data(model_name: str, template_dir: Path, evaluation_dir: Path,
     return CardData(model_name, metadata, evaluation, training, extra, sample, images)
 
 
-def display_path(value, relative_to: Path | None) -> str:
-    """A path as a card shows it: relative to the card's folder, never this machine's absolute path.
+#: a relative path climbing more folders than this is an absolute path in disguise
+MAX_UP = 3
 
+
+def display_path(value, relative_to: Path | None) -> str:
+    """A path as a card shows it, never as this machine's absolute path.
+
+    Relative to the card's folder when that stays near it (a pipeline's sibling outputs, e.g.
+    ``../../finetune/mlflow_model_folder``); otherwise only its last two parts
+    (``…/samples/emotion``), since ``../../../../root/...`` would spell out the machine's layout.
     Hub ids and other non-paths pass through unchanged.
     """
     text = str(value)
     if not os.path.isabs(text):
         return text
-    return os.path.relpath(text, relative_to) if relative_to else Path(text).name
+    if relative_to and Path(os.path.commonpath([text, relative_to])) != Path(Path(text).anchor):
+        rel = os.path.relpath(text, relative_to)
+        if Path(rel).parts[:MAX_UP + 1].count("..") <= MAX_UP:
+            return rel
+    return os.path.join("…", *Path(text).parts[-2:])
 
 
 def render_card(data: CardData, template_dir: Path, relative_to: Path | None = None) -> str:
