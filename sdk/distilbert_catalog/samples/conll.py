@@ -16,14 +16,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .markup import MarkupError, convert, main, read_source
+
 LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
 TYPES = ("PER", "ORG", "LOC", "MISC")
 SPLITS = ("train", "validation", "test")
 NAME = "conll2003"
 
 
-class MarkupError(ValueError):
-    """A source line whose entity markup cannot be read."""
 
 
 def parse_line(line: str) -> tuple[list[str], list[str]]:
@@ -62,41 +62,19 @@ def parse_line(line: str) -> tuple[list[str], list[str]]:
 
 def read_split(path: Path, split: str) -> list[dict]:
     """Rows ``{"id": "<split>-<n>", "tokens", "ner_tags"}`` of one marked-up source file."""
-    rows = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        try:
-            tokens, tags = parse_line(line)
-        except MarkupError as exc:
-            raise MarkupError(f"{path}:{lineno}: {exc}") from None
-        rows.append({"id": f"{split}-{len(rows)}", "tokens": tokens,
-                     "ner_tags": [LABELS.index(tag) for tag in tags]})
-    return rows
+    return [{"id": f"{split}-{i}", "tokens": tokens,
+             "ner_tags": [LABELS.index(tag) for tag in tags]}
+            for i, (tokens, tags) in enumerate(read_source(path, parse_line))]
 
 
 def write(out_dir: str | Path, src_dir: str | Path | None = None) -> dict[str, int]:
-    """Convert ``src_dir/conll2003/<split>.txt`` into ``out_dir/conll2003/<split>.jsonl``.
-
-    ``src_dir`` defaults to this package directory; returns the row count of each split.
-    """
-    src = Path(src_dir) if src_dir is not None else Path(__file__).resolve().parent
-    out = Path(out_dir) / NAME
-    out.mkdir(parents=True, exist_ok=True)
-    counts = {}
-    for split in SPLITS:
-        rows = read_split(src / NAME / f"{split}.txt", split)
-        with open(out / f"{split}.jsonl", "w", encoding="utf-8", newline="\n") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        counts[split] = len(rows)
-    (out / "labels.json").write_text(json.dumps(LABELS) + "\n", encoding="utf-8")
+    """Convert ``src_dir/conll2003/<split>.txt`` into ``out_dir/conll2003/<split>.jsonl``
+    (and ``labels.json``); returns the row count of each split."""
+    counts = convert(NAME, SPLITS, read_split, out_dir, src_dir)
+    (Path(out_dir) / NAME / "labels.json").write_text(json.dumps(LABELS) + "\n",
+                                                      encoding="utf-8")
     return counts
 
 
 if __name__ == "__main__":  # python -m distilbert_catalog.samples.<module> [OUT_DIR]
-    import sys
-
-    target = sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().parent
-    for split, n in write(target).items():
-        print(f"{NAME}/{split}: {n} rows")
+    main(NAME, write)

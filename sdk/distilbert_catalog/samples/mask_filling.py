@@ -13,9 +13,10 @@ A mask always stands for exactly one whole word; punctuation stays outside it.
 """
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
+
+from .markup import MarkupError, convert, main, read_source
 
 KINDS = ("noun", "verb", "adjective", "name", "number", "function")
 MASK = "<mask>"
@@ -28,8 +29,6 @@ WORD = re.compile(r"[A-Za-z0-9]+(?:[-'][A-Za-z0-9]+)*")
 WHOLE_WORD = re.compile(r"(?:^|(?<=[\s(\"']))<mask>(?=$|[\s.,;:!?)\"'])")
 
 
-class MarkupError(ValueError):
-    """A source line whose mask markup cannot be read."""
 
 
 def parse_line(line: str) -> dict:
@@ -57,39 +56,12 @@ def parse_line(line: str) -> dict:
     return {"texts": text, "masks": masks, "mask_kinds": kinds}
 
 
-def read_split(path: Path) -> list[dict]:
-    rows = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        try:
-            rows.append(parse_line(line))
-        except MarkupError as exc:
-            raise MarkupError(f"{path}:{lineno}: {exc}") from None
-    return rows
-
-
 def write(out_dir: str | Path, src_dir: str | Path | None = None) -> dict[str, int]:
-    """Convert ``src_dir/wikipedia_mask_filling/<split>.txt`` into ``out_dir/.../<split>.jsonl``.
-
-    ``src_dir`` defaults to this package directory; returns the row count of each split.
-    """
-    src = Path(src_dir) if src_dir is not None else Path(__file__).resolve().parent
-    out = Path(out_dir) / NAME
-    out.mkdir(parents=True, exist_ok=True)
-    counts = {}
-    for split in SPLITS:
-        rows = read_split(src / NAME / f"{split}.txt")
-        with open(out / f"{split}.jsonl", "w", encoding="utf-8", newline="\n") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        counts[split] = len(rows)
-    return counts
+    """Convert ``src_dir/wikipedia_mask_filling/<split>.txt`` into ``out_dir/.../<split>.jsonl``;
+    returns the row count of each split."""
+    return convert(NAME, SPLITS, lambda path, split: read_source(path, parse_line), out_dir,
+                   src_dir)
 
 
 if __name__ == "__main__":  # python -m distilbert_catalog.samples.<module> [OUT_DIR]
-    import sys
-
-    target = sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().parent
-    for split, n in write(target).items():
-        print(f"{NAME}/{split}: {n} rows")
+    main(NAME, write)
