@@ -33,7 +33,7 @@ def fill_mask_mlflow(tiny_model, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def reference(tiny_model):
-    from distilbert_catalog.packaging import load_predictor
+    from distilbert_catalog.mlflow_model import load_predictor
 
     return load_predictor(tiny_model, precision="fp32")
 

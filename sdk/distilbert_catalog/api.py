@@ -62,7 +62,7 @@ def evaluate(task: str, *, output_dir: str | Path = "outputs/evaluation", **kwar
 
 def load_model(source: str | Path, **kwargs):
     """A Predictor for a hub id, HF folder or MLflow model: ``load_model(p).predict(rows)``."""
-    from .packaging import load_predictor
+    from .mlflow_model import load_predictor
 
     return load_predictor(source, **kwargs)
 
@@ -74,7 +74,7 @@ def package_model(source: str | Path, output_dir: str | Path, *, task: str | Non
     E.g. ``package_model("distilbert-base-uncased", "outputs/fill-mask-model")``: a base
     checkpoint is a masked-LM, so it becomes a fill-mask model the scoring scripts serve.
     """
-    from .packaging import package_model as package
+    from .mlflow_model import package_model as package
 
     return package(source, output_dir, task_name=task, **kwargs)
 

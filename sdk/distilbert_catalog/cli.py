@@ -104,7 +104,7 @@ def cmd_specs(args) -> int:
 
 
 def cmd_package(args) -> int:
-    from .packaging import package_model
+    from .mlflow_model import package_model
 
     path = package_model(args.model, args.output_dir, task_name=args.task)
     print(path)

@@ -16,7 +16,7 @@ import mlflow
 from .arguments import EvaluateDataArgs, EvaluationArgs, ModelArgs
 from .metrics_file import read_metrics, write_metrics
 from .modeling import describe_model
-from .packaging import load_predictor
+from .mlflow_model import load_predictor
 from .serving.request_parsing import parse_request
 from .tasks import get_task
 from .tasks.base import EvalResult

@@ -2,7 +2,7 @@
 
 A component's ``model`` input is either a hub id (``distilbert-base-uncased``), a Hugging Face
 model folder (``custom_model`` / ``uri_folder``) or an MLflow model folder written by
-:mod:`distilbert_catalog.packaging` (``mlflow_model``), whose weights live in an artifact folder.
+:mod:`distilbert_catalog.mlflow_model` (``mlflow_model``), whose weights live in an artifact folder.
 """
 
 from __future__ import annotations

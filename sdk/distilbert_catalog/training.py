@@ -162,7 +162,7 @@ def finetune(task_name: str, model: ModelArgs, data: FinetuneDataArgs, task_args
         mlflow.log_artifact(str(metrics_dir / "metrics.json"))
         mlflow_dir = None
         if mlflow_model_dir:
-            from .packaging import save_mlflow_model
+            from .mlflow_model import save_mlflow_model
 
             mlflow_dir = save_mlflow_model(model_dir, mlflow_model_dir, task_name=task.name)
     return FinetuneResult(model_dir, mlflow_dir, metrics_dir, metrics)

@@ -97,7 +97,7 @@ def batch_cli(model, inputs, out, *args, env=None, **popen):
 
 @pytest.fixture(scope="module")
 def predictor(emotion_model):
-    from distilbert_catalog.packaging import load_predictor
+    from distilbert_catalog.mlflow_model import load_predictor
 
     return load_predictor(emotion_model.mlflow_model_dir, precision="fp32")
 

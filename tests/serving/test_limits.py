@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from distilbert_catalog.errors import BadRequest, PayloadTooLarge
-from distilbert_catalog.packaging import CatalogModel
+from distilbert_catalog.mlflow_model import CatalogModel
 from distilbert_catalog.serving.limits import Limits, json_depth
 from distilbert_catalog.serving.online import OnlineScorer
 from distilbert_catalog.serving.request_parsing import parse_request

@@ -56,7 +56,7 @@ def cased_model(tmp_path_factory) -> Path:
 
 
 def _predictor(path, **kwargs):
-    from distilbert_catalog.packaging import load_predictor
+    from distilbert_catalog.mlflow_model import load_predictor
 
     return load_predictor(path, precision="fp32", **kwargs)
 

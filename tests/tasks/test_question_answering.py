@@ -49,7 +49,7 @@ def qa_head_model(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def predictor(qa_head_model):
-    from distilbert_catalog.packaging import load_predictor
+    from distilbert_catalog.mlflow_model import load_predictor
 
     return load_predictor(qa_head_model, precision="fp32", batch_size=8)
 

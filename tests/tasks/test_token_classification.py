@@ -46,7 +46,7 @@ def ner_model(tiny_model, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def predictor(ner_model):
-    from distilbert_catalog.packaging import load_predictor
+    from distilbert_catalog.mlflow_model import load_predictor
 
     return load_predictor(ner_model, precision="fp32", batch_size=4)
 

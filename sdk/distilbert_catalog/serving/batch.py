@@ -26,7 +26,7 @@ from typing import Any, Iterator
 import pandas as pd
 
 from ..errors import BadRequest
-from ..packaging import answers_frame
+from ..mlflow_model import answers_frame
 
 FILE, ROW, ERROR = "file", "row", "error"
 TABLE_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".txt")

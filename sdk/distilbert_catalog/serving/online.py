@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BadRequest
-from ..packaging import load_predictor
+from ..mlflow_model import load_predictor
 from .limits import Limits
 from .request_parsing import parse_request
 
