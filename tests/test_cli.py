@@ -32,11 +32,20 @@ def test_run_pipeline_yaml_end_to_end(tiny_model, tmp_path, capsys):
 
 
 def test_run_single_component_yaml(emotion_model, emotion_dir, tmp_path):
-    code = main(["run", str(REPO / "components/evaluate/text_classification/spec.yaml"),
-                 "--input", f"mlflow_model_path={emotion_model.mlflow_model_dir}",
-                 "--input", f"test_data={emotion_dir}", "--set", f"label_names={EMOTION_LABELS}",
-                 "--output-dir", str(tmp_path)])
-    assert code == 0
+    """As a user runs it: the installed command in a fresh process."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cli = str(Path(sys.executable).with_name("distilbert-catalog"))
+    done = subprocess.run(
+        [cli, "run", str(REPO / "components/evaluate/text_classification/spec.yaml"),
+         "--input", f"mlflow_model_path={emotion_model.mlflow_model_dir}",
+         "--input", f"test_data={emotion_dir}", "--set", f"label_names={EMOTION_LABELS}",
+         "--output-dir", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    outputs = json.loads(done.stdout[done.stdout.rindex("\n{") + 1:])  # printed last
+    assert outputs["evaluation_result"] == str(tmp_path / "evaluation_result")
     record = json.loads((tmp_path / "evaluation_result" / "metrics.json").read_text())
     assert record["metrics"]["accuracy"] >= 0.5  # chance 0.17; test topics are unlike training
 

@@ -43,14 +43,19 @@ def test_bad_requests_get_400_with_a_message(server, payload, message):
     assert message in body["error"]
 
 
-def test_cli_invoke_posts_a_request_file(server, tmp_path, capsys):
+def test_cli_invoke_posts_a_request_file(server, tmp_path):
+    """As a user runs it: the installed command in a fresh process."""
     import json
+    import subprocess
+    import sys
+    from pathlib import Path
 
-    from distilbert_catalog.cli import main
-
-    request = tmp_path / "request.json"
-    request.write_text(json.dumps({"inputs": {"input_string": [JOY]}}))
-    assert main(["invoke", "--request-file", str(request), "--url", server.url]) == 0
-    assert json.loads(capsys.readouterr().out)[0]["label"] == "joy"
-    request.write_text('{"inputs": []}')
-    assert main(["invoke", "--request-file", str(request), "--url", server.url]) == 1
+    cli = [str(Path(sys.executable).with_name("distilbert-catalog")), "invoke", "--request-file",
+           str(tmp_path / "request.json"), "--url", server.url]
+    (tmp_path / "request.json").write_text(json.dumps({"inputs": {"input_string": [JOY]}}))
+    done = subprocess.run(cli, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)[0]["label"] == "joy"
+    (tmp_path / "request.json").write_text('{"inputs": []}')
+    done = subprocess.run(cli, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "no inputs" in done.stdout

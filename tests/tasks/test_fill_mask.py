@@ -352,12 +352,21 @@ def test_ranks_match_a_direct_ranking_of_the_vocabulary(evaluation, predictor):
                 inputs = torch.tensor([[tokenizer.cls_token_id, *ids, tokenizer.sep_token_id]])
                 logp = torch.log_softmax(model(input_ids=inputs).logits[0, position + 1], -1)
             order = torch.argsort(logp, descending=True).tolist()
-            spelled = [r for r, i in enumerate(order, 1)
+            spelled = [i for i in order
                        if vocab[i] == word.lower() and not vocab[i].startswith("##")]
-            expected = spelled[0] if spelled else None
+            expected = None
+            if spelled:
+                # the rank up to ties: batched (padded) and single forwards differ by float noise,
+                # which may swap tokens whose log-probabilities are equal to 1e-5
+                gold = logp[spelled[0]]
+                expected = range(int((logp > gold + 1e-5).sum()) + 1,
+                                 int((logp >= gold - 1e-5).sum()) + 1)
             # an uncased vocabulary spells "Black" only up to case
-            assert mask["rank_uncased"] == expected
-            assert mask["rank"] == (expected if word == word.lower() else None)
+            assert (mask["rank_uncased"] in expected) if expected else mask["rank_uncased"] is None
+            if word != word.lower():
+                assert mask["rank"] is None
+            else:
+                assert mask["rank"] == mask["rank_uncased"]
             assert mask["predicted"] == [vocab[i].removeprefix("##") for i in order[:5]]
             ranks.append(mask["rank"])
             ranks_uncased.append(mask["rank_uncased"])
