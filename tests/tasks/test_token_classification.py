@@ -18,6 +18,7 @@ from distilbert_catalog.errors import BadRequest, DataError
 from distilbert_catalog.serving.request_parsing import parse_request
 from distilbert_catalog.tasks import get_task
 from distilbert_catalog.tasks.token_classification import engine
+from tests.conftest import write_jsonl
 
 TASK = get_task("token-classification")
 CONLL = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
@@ -49,11 +50,6 @@ def predictor(ner_model):
     from distilbert_catalog.mlflow_model import load_predictor
 
     return load_predictor(ner_model, precision="fp32", batch_size=4)
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
 
 
 # --- data validation ------------------------------------------------------------------------
