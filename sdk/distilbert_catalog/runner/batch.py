@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from distilbert_catalog.errors import CatalogError
+from distilbert_catalog.runner.process import check_script_and_model
 
 __all__ = ["BatchRunError", "BatchThresholdExceeded", "BatchSettings", "BatchDeploymentFile",
            "load_batch_deployment_file", "run_batch"]
@@ -300,12 +301,7 @@ def run_batch(
                             f"{sorted(BatchSettings.__dataclass_fields__)}")
     settings = BatchSettings(**{**asdict(settings), **overrides})
     settings.check()
-    script = Path(entry_script).expanduser().resolve()
-    model = Path(model_dir).expanduser().resolve()
-    if not script.is_file():
-        raise BatchRunError(f"scoring script not found: {script}")
-    if not model.exists():
-        raise BatchRunError(f"model folder not found: {model}")
+    script, model = check_script_and_model(entry_script, model_dir, BatchRunError)
     code = Path(code_dir).expanduser().resolve() if code_dir else script.parent
     out_dir = Path(output_dir).expanduser().resolve()
     files = _input_files(Path(input_path).expanduser().resolve(), out_dir)

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from distilbert_catalog.errors import CatalogError
-from distilbert_catalog.runner.process import stop
+from distilbert_catalog.runner.process import check_script_and_model, stop
 
 __all__ = [
     "EndpointError",
@@ -149,16 +149,6 @@ def _gunicorn_has_setting(name: str) -> bool:
     return any(getattr(setting, "name", None) == name for setting in KNOWN_SETTINGS)
 
 
-def _check_paths(entry_script: str | os.PathLike, model_dir: str | os.PathLike) -> tuple[Path, Path]:
-    script = Path(entry_script).expanduser().resolve()
-    model = Path(model_dir).expanduser().resolve()
-    if not script.is_file():
-        raise EndpointError(f"scoring script not found: {script}")
-    if not model.exists():
-        raise EndpointError(f"model folder not found: {model}")
-    return script, model
-
-
 def _tail(text: str, lines: int = 60) -> str:
     """The useful part of a server log: the first traceback (the user's error) and the last lines."""
     all_lines = text.splitlines()
@@ -188,7 +178,7 @@ def serve(
     :class:`EndpointError` with the server log if it exits or ``startup_timeout`` passes), yields a
     :class:`LocalServer` and always stops the server afterwards.
     """
-    script, model = _check_paths(entry_script, model_dir)
+    script, model = check_script_and_model(entry_script, model_dir, EndpointError)
     if port is None:
         port = _free_port()
     elif not _port_is_free(port):
@@ -254,7 +244,7 @@ def serve_forever(
     process gets SIGINT (Ctrl-C), SIGTERM or SIGHUP; then stop the server's whole process group
     (master and workers) so no process is left holding the port. Returns the exit status
     (128 + signal number when stopped by a signal)."""
-    script, model = _check_paths(entry_script, model_dir)
+    script, model = check_script_and_model(entry_script, model_dir, EndpointError)
     if not _port_is_free(port):
         raise EndpointError(f"port {port} is already in use; pick another with --port")
     argv = _server_command(script, model, port, host)

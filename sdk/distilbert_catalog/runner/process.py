@@ -6,6 +6,20 @@ import contextlib
 import os
 import signal
 import subprocess
+from pathlib import Path
+
+
+def check_script_and_model(entry_script: str | os.PathLike, model_dir: str | os.PathLike,
+                           error: type[Exception]) -> tuple[Path, Path]:
+    """The scoring script and model folder a server or batch run starts from, as absolute paths;
+    ``error`` (the runner's own exception type) names the one that does not exist."""
+    script = Path(entry_script).expanduser().resolve()
+    model = Path(model_dir).expanduser().resolve()
+    if not script.is_file():
+        raise error(f"scoring script not found: {script}")
+    if not model.exists():
+        raise error(f"model folder not found: {model}")
+    return script, model
 
 
 def stop(process: subprocess.Popen, *, timeout: float = 10.0, group: bool = False) -> None:
