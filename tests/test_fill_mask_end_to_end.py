@@ -170,8 +170,8 @@ def unigram_top5(texts: list[str]) -> list[str]:
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "the offline pretrained model's masked-LM head (trained 170 steps on frozen MiniLM states) "
-    "predicts mostly frequent words: top-5 2.6% against the unigram baselines' 4.9% / 9.2%; "
+    "the offline pretrained model's masked-LM head (trained on frozen MiniLM states) predicts "
+    "mostly frequent words: top-5 2.6% against the unigram baselines' 4.9% / 9.2%; "
     "strict, so a better head turns this into a failure that asks to drop the marker"))
 def test_pretrained_model_beats_a_unigram_frequency_baseline(pretrained_model, tmp_path):
     """Top-5 accuracy on the bundled test split, against the 5 most frequent words guessed for

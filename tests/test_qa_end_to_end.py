@@ -4,7 +4,7 @@ the SQuAD v2 evaluation pipeline on it.
 
 The model is trained once per session, briefly: these tests check the mechanics (schemas, exact
 character spans, request formats, 400s), not answer quality. The recipe that reaches F1 >= 60 on
-the bundled sample (3 epochs, ~23 minutes on two CPU cores) does not fit the suite's budget; set
+the bundled sample (3 epochs, ~21 minutes on two CPU cores) does not fit the suite's budget; set
 ``DISTILBERT_QA_FULL_TRAINING=1`` to run it instead, which also asserts the answer quality
 (test F1 >= 60, the seed request answered "John"/"Hyderabad").
 """
@@ -37,7 +37,7 @@ else:  # short windows and a few steps keep training inside the suite's time bud
     QA_TRAINING = {"max_steps": 12, "learning_rate": 1e-4, "per_device_train_batch_size": 16,
                    "warmup_ratio": 0.1, "seed": 42}
 needs_full_training = pytest.mark.skipif(
-    not FULL, reason="answer quality needs the full fine-tune (~23 minutes on two CPU cores); "
+    not FULL, reason="answer quality needs the full fine-tune (~21 minutes on two CPU cores); "
                      "set DISTILBERT_QA_FULL_TRAINING=1")
 
 
