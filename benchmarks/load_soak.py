@@ -53,22 +53,9 @@ MALFORMED = [
 
 def tiny_task_model(task: str, out: Path) -> Path:
     """A tiny random-init DistilBERT folder with ``task``'s head (mechanics, not quality)."""
-    import transformers
+    from distilbert_catalog.tiny import build_tiny_model, with_task_head
 
-    from distilbert_catalog.tasks import get_task
-    from distilbert_catalog.tiny import build_tiny_model
-
-    base = build_tiny_model(out / "tiny")
-    if task == "fill-mask":
-        return base
-    labels = {"text-classification": ["negative", "positive"],
-              "token-classification": ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]}.get(task)
-    kwargs = {"id2label": dict(enumerate(labels)),
-              "label2id": {n: i for i, n in enumerate(labels)}} if labels else {}
-    model = get_task(task).model_class().from_pretrained(base, **kwargs)
-    model.save_pretrained(out / task)
-    transformers.AutoTokenizer.from_pretrained(base).save_pretrained(out / task)
-    return out / task
+    return with_task_head(build_tiny_model(out / "tiny"), task, out / task)
 
 
 def tree_rss_mb(pid: int) -> float:

@@ -62,6 +62,11 @@ class Data:
                 raise self.error(index, column, f"expected {expected}, got {value!r}")
 
 
+def is_text(value) -> bool:
+    """A non-empty, non-blank string: what every text column and word must hold."""
+    return isinstance(value, str) and bool(value.strip())
+
+
 def data_files(folder: str | Path) -> list[Path]:
     """Every supported data file under ``folder``, in a stable order."""
     return sorted(p for p in Path(folder).rglob("*")

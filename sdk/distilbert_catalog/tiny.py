@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Iterable
 
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-from transformers import DistilBertConfig, DistilBertForMaskedLM, DistilBertTokenizer, set_seed
+from transformers import (AutoTokenizer, DistilBertConfig, DistilBertForMaskedLM,
+                          DistilBertTokenizer, set_seed)
 
 from .samples import sample_dir
 
@@ -70,3 +71,26 @@ def build_tiny_model(out_dir: str | Path, *, texts: Iterable[str] | None = None,
                               pad_token_id=vocab.index("[PAD]"))
     DistilBertForMaskedLM(config).save_pretrained(out_dir)
     return out_dir
+
+
+#: labels a tiny model gets for heads that need them (mechanics only, never quality)
+TINY_LABELS = {"text-classification": ["negative", "positive"],
+               "token-classification": ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]}
+
+
+def with_task_head(base: str | Path, task: str, out_dir: str | Path, seed: int = 0) -> Path:
+    """``base`` (a tiny masked-LM folder) with ``task``'s head, seeded, saved to ``out_dir``.
+
+    Fill-mask needs no new head: it returns ``base`` itself.
+    """
+    from .tasks import get_task
+
+    if task == "fill-mask":
+        return Path(base)
+    labels = TINY_LABELS.get(task)
+    kwargs = {"id2label": dict(enumerate(labels)),
+              "label2id": {n: i for i, n in enumerate(labels)}} if labels else {}
+    set_seed(seed)
+    get_task(task).model_class().from_pretrained(base, **kwargs).save_pretrained(out_dir)
+    AutoTokenizer.from_pretrained(base).save_pretrained(out_dir)
+    return Path(out_dir)

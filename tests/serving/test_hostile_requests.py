@@ -139,21 +139,9 @@ per_task = pytest.mark.parametrize("server", TASKS, indirect=True)  # one server
 
 def _model_for(task: str, tiny_model: Path, out: Path) -> Path:
     """A tiny random-init model folder with ``task``'s head (fill-mask: the tiny MLM itself)."""
-    if task == "fill-mask":
-        return tiny_model
-    import transformers
+    from distilbert_catalog.tiny import with_task_head
 
-    from distilbert_catalog.tasks import get_task
-
-    labels = {"text-classification": ["negative", "positive"],
-              "token-classification": ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]}.get(task)
-    kwargs = {"id2label": dict(enumerate(labels)),
-              "label2id": {n: i for i, n in enumerate(labels)}} if labels else {}
-    transformers.set_seed(0)
-    model = get_task(task).model_class().from_pretrained(tiny_model, **kwargs)
-    model.save_pretrained(out)
-    transformers.AutoTokenizer.from_pretrained(tiny_model).save_pretrained(out)
-    return out
+    return with_task_head(tiny_model, task, out)
 
 
 STARTED: list[str] = []

@@ -10,7 +10,7 @@ import numpy as np
 from sklearn import metrics as skm
 from transformers import DataCollatorWithPadding
 
-from ..data import Data, rename_columns
+from ..data import Data, is_text, rename_columns
 from ..errors import DataError
 from ..inference import to_numpy
 from .base import EvalResult, Param
@@ -22,10 +22,6 @@ TEXT, LABEL = "text", "label"
 def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
     return shifted / shifted.sum(axis=-1, keepdims=True)
-
-
-def _is_text(value) -> bool:
-    return isinstance(value, str) and bool(value.strip())
 
 
 class TextClassification(LabelledTask):
@@ -50,7 +46,7 @@ class TextClassification(LabelledTask):
             if user != canonical and canonical in data.dataset.column_names:
                 data.dataset = data.dataset.remove_columns(canonical)
         data = rename_columns(data, mapping)
-        data.check_rows(TEXT, _is_text, "a non-empty string")
+        data.check_rows(TEXT, is_text, "a non-empty string")
         if require_labels:
             data.check_rows(LABEL, lambda v: is_label(v, labels), expected_label(labels))
         return data

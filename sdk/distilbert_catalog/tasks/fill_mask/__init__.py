@@ -27,7 +27,7 @@ from typing import Any, Mapping
 import datasets
 import numpy as np
 
-from ...data import Data
+from ...data import Data, is_text
 from ...errors import BadRequest, CatalogError
 from ..base import EvalResult, Param, Task
 from . import engine, scoring
@@ -41,10 +41,6 @@ MAX_MASKS = 510
 #: predictions kept per mask in predictions.jsonl (top-1 and top-5 metrics read them)
 KEEP = 5
 SEED_REQUEST = {INPUT: ["Paris is the [MASK] of France.", "Today is a [MASK] day!"]}
-
-
-def _is_text(value) -> bool:
-    return isinstance(value, str) and bool(value.strip())
 
 
 def _at_least_one(value) -> str | None:
@@ -79,11 +75,11 @@ class FillMask(Task):
         texts, golds, kinds = [], [], []
         for index, (text, truth) in enumerate(zip(data.dataset[text_key],
                                                   data.dataset[masks_key])):
-            if not _is_text(text):
+            if not is_text(text):
                 raise data.error(index, text_key, f"expected a non-empty string, got {text!r}")
             words = [truth] if isinstance(truth, str) else truth
             if not isinstance(words, (list, tuple)) or not words or \
-                    not all(_is_text(w) for w in words):
+                    not all(is_text(w) for w in words):
                 raise data.error(index, masks_key, f"expected the true word (a non-empty string) "
                                                    f"or a list of them, got {truth!r}")
             n = count_masks(text)

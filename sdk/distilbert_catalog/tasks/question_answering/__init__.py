@@ -24,7 +24,7 @@ import datasets
 import numpy as np
 from transformers import DataCollatorWithPadding
 
-from ...data import Data
+from ...data import Data, is_text
 from ...errors import BadRequest, DataError
 from ...inference import to_numpy
 from ..base import EvalResult, Param, Task, positive
@@ -48,10 +48,6 @@ def _non_negative(value) -> str | None:
 
 def _finite(value) -> str | None:
     return None if np.isfinite(value) else "must be a finite number"
-
-
-def _is_text(value) -> bool:
-    return isinstance(value, str) and bool(value.strip())
 
 
 def _is_int(value) -> bool:
@@ -122,7 +118,7 @@ class QuestionAnswering(Task):
         contexts = list(data.dataset[context_key])
         for column, values in ((question_key, questions), (context_key, contexts)):
             for index, value in enumerate(values):
-                if not _is_text(value):
+                if not is_text(value):
                     raise data.error(index, column, f"expected a non-empty string, got {value!r}")
         if flat:
             raw = list(zip(data.dataset[text_key], data.dataset[start_key]))
@@ -140,7 +136,7 @@ class QuestionAnswering(Task):
             ids = [str(v) if _is_int(v) else v for v in data.dataset[id_key]]
             seen: dict[str, int] = {}
             for index, qid in enumerate(ids):
-                if not _is_text(qid):
+                if not is_text(qid):
                     raise data.error(index, id_key, f"expected a non-empty id, got {qid!r}")
                 if qid in seen:
                     source, row = data.locate(seen[qid])
@@ -175,7 +171,7 @@ class QuestionAnswering(Task):
                                             f"'answer_start' has {len(starts)}; give one start "
                                             "per answer text")
         for text, start in zip(texts, starts):
-            if not _is_text(text):
+            if not is_text(text):
                 raise data.error(index, column, f"answer texts must be non-empty strings, got "
                                                 f"{text!r} (use empty lists for an unanswerable "
                                                 "question)")
@@ -198,7 +194,7 @@ class QuestionAnswering(Task):
                                                f"but {len(starts)} answer_start value(s); an "
                                                "unanswerable row has neither")
         for t in texts:
-            if not _is_text(t):
+            if not is_text(t):
                 raise data.error(index, text_key, f"expected a non-empty answer string, got "
                                                   f"{t!r}")
         for s in starts:
@@ -307,7 +303,7 @@ class QuestionAnswering(Task):
     def predict(self, predictor, rows: list[dict], params: dict) -> list:
         for i, row in enumerate(rows):
             for column in self.input_columns:
-                if not _is_text(row.get(column)):
+                if not is_text(row.get(column)):
                     raise BadRequest(f"{column}[{i}] must be a non-empty string; got "
                                      f"{row.get(column)!r}")
         qa = self.request_params(predictor, params)

@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from transformers import DataCollatorForTokenClassification
 
-from ...data import Data, rename_columns
+from ...data import Data, is_text, rename_columns
 from ...errors import BadRequest, DataError
 from ...inference import to_numpy
 from ..base import EvalResult, Param, positive
@@ -51,10 +51,6 @@ def tag_order(name: str) -> tuple:
         return (0, "", 0)
     prefix, _, kind = name.partition("-")
     return (1, kind, PREFIXES.index(prefix) if prefix in PREFIXES else len(PREFIXES))
-
-
-def is_word(value) -> bool:
-    return isinstance(value, str) and bool(value.strip())
 
 
 class TokenClassification(LabelledTask):
@@ -118,7 +114,7 @@ class TokenClassification(LabelledTask):
                 raise data.error(index, TOKENS, "the sentence is empty; every row needs at "
                                                 "least one word")
             for k, word in enumerate(words):
-                if not is_word(word):
+                if not is_text(word):
                     raise data.error(index, TOKENS, f"word {k} is {word!r}; every word must be "
                                                     "a non-empty string")
         if require_labels:
@@ -232,7 +228,7 @@ class TokenClassification(LabelledTask):
                 raise BadRequest(f"input_string[{index}] is an empty list of words; send at "
                                  "least one word")
             for k, word in enumerate(value):
-                if not is_word(word):
+                if not is_text(word):
                     raise BadRequest(f"input_string[{index}][{k}] must be a non-empty string "
                                      f"(a word); got {word!r}")
             return {**row, "input_string": list(value)}
