@@ -167,7 +167,7 @@ import re  # noqa: E402
 from distilbert_catalog.samples import conll, mask_filling  # noqa: E402
 
 CONLL_LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
-CONLL_SIZES = {"train": (1650, 1800), "validation": (70, 90), "test": (100, 140)}
+CONLL_SIZES = {"train": (1750, 1900), "validation": (70, 90), "test": (100, 140)}
 
 
 def entities(row: dict) -> list[tuple[str, int, int]]:
