@@ -103,7 +103,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         model = args.model or random_model(task, tmp)
-        predictor = load_predictor(model, task_name=args.task, precision="fp32",
+        predictor = load_predictor(model, task_name=args.task, backend="fp32",
                                    batch_size=args.batch_size)
         paths = write_files(task, tmp / "inputs", args.rows, args.files, LENGTHS[args.lengths])
         scorer = BatchScorer(predictor)

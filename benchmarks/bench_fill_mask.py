@@ -47,7 +47,7 @@ def main() -> None:
         tokenizer = AutoTokenizer.from_pretrained(build_tiny_model(tmp))
     torch.manual_seed(0)
     model = DistilBertForMaskedLM(DistilBertConfig(vocab_size=VOCAB))
-    predictor = Predictor(model, tokenizer, get_task("fill-mask"), precision="fp32",
+    predictor = Predictor(model, tokenizer, get_task("fill-mask"), backend="fp32",
                           batch_size=32, device="cpu")
     full, mask_id = torch_forward(predictor.model), tokenizer.mask_token_id
 

@@ -57,7 +57,7 @@ def main() -> None:
         tokenizer = AutoTokenizer.from_pretrained(build_tiny_model(tmp))
     torch.manual_seed(0)
     model = DistilBertForSequenceClassification(DistilBertConfig(num_labels=6)).eval()
-    predictor = Predictor(model, tokenizer, get_task("text-classification"), precision="fp32",
+    predictor = Predictor(model, tokenizer, get_task("text-classification"), backend="fp32",
                           batch_size=args.batch_size)
     texts = make_texts(args.n, LENGTHS[args.lengths])
     encode = dict(truncation=True, max_length=128)
@@ -86,7 +86,7 @@ def main() -> None:
                (("one-by-one", one_by_one), ("fixed-pad", fixed_pad), ("catalog", catalog))}
     reference = results["one-by-one"][1]
     print(f"{args.n} {args.lengths} texts, batch {args.batch_size}, {torch.get_num_threads()} threads, "
-          f"precision {predictor.precision}")
+          f"backend {predictor.backend}")
     for name, (seconds, logits) in results.items():
         diff = float(np.abs(logits - reference).max())
         print(f"  {name:11} {args.n / seconds:8.1f} texts/s   max |logit diff| {diff:.1e}")

@@ -35,7 +35,7 @@ def fill_mask_mlflow(tiny_model, tmp_path_factory) -> Path:
 def reference(tiny_model):
     from distilbert_catalog.mlflow_model import load_predictor
 
-    return load_predictor(tiny_model, precision="fp32")
+    return load_predictor(tiny_model, backend="fp32")
 
 
 def test_base_checkpoint_packages_as_a_fill_mask_mlflow_model(fill_mask_mlflow, reference):

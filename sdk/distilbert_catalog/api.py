@@ -60,6 +60,21 @@ def evaluate(task: str, *, output_dir: str | Path = "outputs/evaluation", **kwar
     return run(task, model, data, task_args, options, output_dir)
 
 
+def gate(task: str, *, output_dir: str | Path = "outputs/gate", **kwargs) -> dict:
+    """Run the quality gate locally: measure faster backends against fp32 on ``test_data``.
+
+    Writes ``output_dir/mlflow_model_folder`` (the model with its gate record; ``backend="auto"``
+    serves the fastest backend that passed) and ``output_dir/gate_result/metrics.json``; returns
+    that record.
+    """
+    from .quality_gate import gate_model
+
+    model, data, task_args, gate_args = build_args(component_for("gate", task), kwargs)
+    out = Path(output_dir)
+    return gate_model(task, model, data, task_args, gate_args, out / "mlflow_model_folder",
+                      out / "gate_result")
+
+
 def load_model(source: str | Path, **kwargs):
     """A Predictor for a hub id, HF folder or MLflow model: ``load_model(p).predict(rows)``."""
     from .mlflow_model import load_predictor

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import MISSING, dataclass, field
 from typing import Literal, Optional
 
+from .precision import BACKEND_CHOICES
+
 
 def arg(default, help: str, azure_type: str | None = None):
     """A component input: ``default`` (``MISSING`` for a required input), description, type."""
@@ -94,8 +96,21 @@ class TrainingArgs:
 @dataclass
 class EvaluationArgs:
     batch_size: int = arg(32, "Inference batch size.")
-    precision: Literal["auto", "fp32", "bf16"] = arg(
-        "auto", "Numeric precision; auto picks bf16 only on hardware with native bf16 support.")
+    backend: Literal[BACKEND_CHOICES] = arg(
+        "auto", "Inference backend; auto follows the model's quality-gate record (the fastest "
+        "backend that passed on this machine), else fp32 (bf16 where the hardware has it).")
+
+
+@dataclass
+class GateArgs:
+    candidates: str = arg(
+        "bf16,int8,onnx,onnx-int8", "Comma-separated backends to measure against fp32; those "
+        "this machine cannot run (bf16 without native support) are recorded as skipped.")
+    tolerance: float = arg(
+        0.5, "Points of the task's quality metric (QA F1; NER entity F1, accuracy and fill-mask "
+        "top-1 in percent) a backend may lose against fp32 and still be kept.")
+    rounds: int = arg(3, "Timed rounds per backend, interleaved with the others; medians kept.")
+    batch_size: int = arg(32, "Inference batch size.")
 
 
 @dataclass

@@ -32,7 +32,7 @@ class Component:
     folder: str                      # under components/, e.g. "finetune/text_classification"
     display_name: str
     description: str
-    stage: Literal["finetune", "evaluate", "card"]
+    stage: Literal["finetune", "evaluate", "gate", "card"]
     args: tuple[type, ...]
     outputs: dict[str, tuple[str, str]]     # name -> (Azure ML type, description)
     task: str | None = None
@@ -54,6 +54,12 @@ FINETUNE_OUTPUTS = {
                                            "Trainer checkpoints under checkpoints/."),
     "mlflow_model_folder": ("mlflow_model", "The fine-tuned model as an MLflow pyfunc model."),
     "metrics": ("uri_folder", "metrics.json with training/validation metrics and the config."),
+}
+GATE_OUTPUTS = {
+    "mlflow_model_folder": ("mlflow_model", "The model with its gate record and exported ONNX "
+                                            "graphs: backend auto serves the fastest that passed."),
+    "gate_result": ("uri_folder", "metrics.json: each backend's quality difference against fp32, "
+                                  "speed-up and verdict."),
 }
 EVALUATE_OUTPUTS = {
     "evaluation_result": ("uri_folder", "metrics.json, predictions.jsonl, plots and a scored "
@@ -125,6 +131,25 @@ COMPONENTS: dict[str, Component] = {c.folder: c for c in (
         environment="inference",
         includes=("sdk/distilbert_catalog", "model_cards/distilbert-base-uncased")),
 )}
+
+
+
+
+def gate_component(evaluate: Component) -> Component:
+    """The quality gate for an evaluate component's task: its data and task inputs, gate options."""
+    return Component(
+        evaluate.folder.replace("evaluate/", "gate/", 1),
+        evaluate.display_name.replace("evaluate:", "quality gate:"),
+        f"Measures faster inference backends (bf16 where native, int8, ONNX Runtime fp32 and "
+        f"int8) against fp32 on {evaluate.task} evaluation data, with the task's own metric and "
+        f"interleaved timing rounds; keeps those within the tolerance and writes the model with "
+        f"its gate record, so backend auto serves the fastest that passed.",
+        "gate", (*evaluate.args[:-1], A.GateArgs), GATE_OUTPUTS, task=evaluate.task,
+        environment="inference")
+
+
+COMPONENTS.update({c.folder: c for c in (gate_component(e) for e in list(COMPONENTS.values())
+                                         if e.stage == "evaluate")})
 
 
 # --- spec generation -----------------------------------------------------------------------
@@ -247,6 +272,14 @@ def main(folder: str, argv: Sequence[str] | None = None) -> int:
             record = evaluate(component.task, model, data, task_args, options,
                               outputs.evaluation_result)
             print(f"evaluation metrics: {record['metrics']}")
+        elif component.stage == "gate":
+            from .quality_gate import gate_model
+
+            model, data, task_args, gate_args = parsed
+            record = gate_model(component.task, model, data, task_args, gate_args,
+                                outputs.mlflow_model_folder, outputs.gate_result)
+            print(f"backend chosen: {record['config']['backend_chosen']}; "
+                  f"gate metrics: {record['metrics']}")
         else:
             from .cards import write_card
 

@@ -50,7 +50,7 @@ def evaluate(task_name: str, model: ModelArgs, data: EvaluateDataArgs, task_args
     test = task.prepare_data(test, task_args.keys, settings["labels"])
     # A task may score a predictions file made by any model instead of running one.
     predictor = None if settings.get("predictions_file") else load_predictor(
-        model.model, task_name=task.name, precision=options.precision,
+        model.model, task_name=task.name, backend=options.backend,
         batch_size=options.batch_size)
     result: EvalResult = task.evaluate(predictor, test, out_dir, settings)
     write_jsonl(out_dir / "predictions.jsonl", result.rows)
@@ -58,7 +58,9 @@ def evaluate(task_name: str, model: ModelArgs, data: EvaluateDataArgs, task_args
     config = {**settings, **dataclasses.asdict(options)}
     if predictor is not None:
         artifacts["sample"] = write_sample(out_dir, predictor)
-        config["precision_resolved"] = predictor.precision
+        config["backend_resolved"] = predictor.backend
+        if predictor.gate:
+            config["backend_gate"] = predictor.gate
         config["model_info"] = describe_model(predictor.model, model.model)
     evaluated = settings["predictions_file"] if predictor is None else model.model
     path = write_metrics(out_dir, task=task.name, stage="evaluation", model=evaluated,

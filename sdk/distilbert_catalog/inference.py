@@ -4,7 +4,8 @@ A :class:`Predictor` owns one model and tokenizer for the life of a process. Tas
 into tokenised *features* (one dict of token lists each), and :meth:`Predictor.run` sorts them by
 length, pads each batch only to its own longest feature, runs the forward pass and gives back one
 result per feature in the original order. The forward pass is a single attribute,
-:attr:`Predictor.forward_fn`, so a bf16, quantised or ONNX Runtime forward can replace it.
+:attr:`Predictor.forward_fn`; the encoder inside it runs on the backend chosen at load time
+(:mod:`distilbert_catalog.backends`: fp32, bf16, int8, ONNX Runtime fp32 or int8).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from .precision import default_device, resolve_precision, torch_dtype
+from .backends import AUTO, apply_backend, resolve_backend
+from .precision import default_device
 
 Batch = Mapping[str, torch.Tensor]
 ForwardFn = Callable[[Batch], Any]
@@ -35,11 +37,16 @@ def torch_forward(model: torch.nn.Module) -> ForwardFn:
 class Predictor:
     """A model, its tokenizer and its task, loaded once and used for batched inference."""
 
-    def __init__(self, model, tokenizer, task, *, precision: str = "auto", batch_size: int = 32,
-                 device: str | None = None):
+    def __init__(self, model, tokenizer, task, *, backend: str = AUTO, batch_size: int = 32,
+                 device: str | None = None, gate: Mapping[str, Any] | None = None,
+                 onnx_dir=None):
+        """``backend``: a name from :data:`~distilbert_catalog.backends.CHOICES`; ``auto``
+        follows ``gate`` (the model's gate record, if any). ``onnx_dir``: where the model's
+        exported ONNX graphs are (default: the cache)."""
         self.device = torch.device(device or default_device())
-        self.precision = resolve_precision(precision, self.device)
-        self.model = model.to(self.device, dtype=torch_dtype(self.precision)).eval()
+        self.backend = resolve_backend(backend, self.device, gate)
+        self.gate = gate
+        self.model = apply_backend(model.to(self.device).eval(), self.backend, onnx_dir=onnx_dir)
         self.tokenizer = tokenizer
         self.task = task
         self.batch_size = batch_size

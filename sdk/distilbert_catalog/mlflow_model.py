@@ -17,6 +17,7 @@ import mlflow
 import pandas as pd
 from transformers import AutoConfig, AutoTokenizer
 
+from .quality_gate import ONNX_DIR, read_gate_record
 from .inference import Predictor
 from .modeling import resolve_model_source
 from .tasks import get_task, task_for_config
@@ -24,18 +25,25 @@ from .tasks import get_task, task_for_config
 PACKAGE_DIR = Path(__file__).resolve().parent
 #: what scoring needs at run time, pinned to the versions this model was built with
 SERVING_REQUIREMENTS = ("torch", "transformers", "tokenizers", "numpy", "pandas", "pyyaml",
-                        "scikit-learn", "mlflow")
+                        "scikit-learn", "mlflow", "onnxruntime")
 
 
-def load_predictor(source: str | Path, *, task_name: str | None = None, precision: str = "auto",
+def load_predictor(source: str | Path, *, task_name: str | None = None, backend: str = "auto",
                    batch_size: int = 32) -> Predictor:
-    """Load a hub id, HF folder or MLflow model folder once, ready for batched inference."""
+    """Load a hub id, HF folder or MLflow model folder once, ready for batched inference.
+
+    A model folder that went through the quality gate (:mod:`distilbert_catalog.quality_gate`) carries
+    its gate record and exported ONNX graphs, which ``backend="auto"`` follows.
+    """
     model_source, metadata = resolve_model_source(source)
     task = get_task(task_name or metadata.get("task")
                     or task_for_config(AutoConfig.from_pretrained(model_source)))
     tokenizer = AutoTokenizer.from_pretrained(model_source)
     model = task.model_class().from_pretrained(model_source)
-    return Predictor(model, tokenizer, task, precision=precision, batch_size=batch_size)
+    folder = Path(model_source)
+    return Predictor(model, tokenizer, task, backend=backend, batch_size=batch_size,
+                     gate=read_gate_record(folder),
+                     onnx_dir=folder / ONNX_DIR if (folder / ONNX_DIR).is_dir() else None)
 
 
 def answers_frame(answers: list) -> pd.DataFrame:
@@ -51,7 +59,7 @@ class CatalogModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
         config = context.model_config or {}
         self.predictor = load_predictor(context.artifacts["model"], task_name=config.get("task"),
-                                        precision=config.get("precision", "auto"),
+                                        backend=config.get("backend", "auto"),
                                         batch_size=int(config.get("batch_size", 32)))
 
     def predict(self, context, model_input, params=None):
@@ -75,7 +83,7 @@ def pinned_requirements(names=SERVING_REQUIREMENTS) -> list[str]:
 
 
 def save_mlflow_model(model_dir: str | Path, mlflow_dir: str | Path, *, task_name: str | None = None,
-                      precision: str = "auto", batch_size: int = 32,
+                      backend: str = "auto", batch_size: int = 32,
                       extra_metadata: dict[str, Any] | None = None) -> Path:
     """Write ``model_dir`` (a HF model folder) as an MLflow pyfunc model at ``mlflow_dir``."""
     mlflow_dir = Path(mlflow_dir)
@@ -83,7 +91,7 @@ def save_mlflow_model(model_dir: str | Path, mlflow_dir: str | Path, *, task_nam
         mlflow_dir.rmdir()  # Azure ML creates output folders empty; MLflow wants to create it
     elif mlflow_dir.exists():
         shutil.rmtree(mlflow_dir)
-    predictor = load_predictor(model_dir, task_name=task_name, precision="fp32")
+    predictor = load_predictor(model_dir, task_name=task_name, backend="fp32")
     task = predictor.task
     example = pd.DataFrame(task.example_request())
     defaults = {name: p.default for name, p in task.params.items()}
@@ -101,7 +109,7 @@ def save_mlflow_model(model_dir: str | Path, mlflow_dir: str | Path, *, task_nam
             signature=signature,
             input_example=example,
             pip_requirements=pinned_requirements(),
-            model_config={"task": task.name, "precision": precision, "batch_size": batch_size},
+            model_config={"task": task.name, "backend": backend, "batch_size": batch_size},
             metadata={"task": task.name, "catalog": "distilbert-catalog",
                       **(extra_metadata or {})},
         )
@@ -109,7 +117,7 @@ def save_mlflow_model(model_dir: str | Path, mlflow_dir: str | Path, *, task_nam
 
 
 def package_model(source: str | Path, mlflow_dir: str | Path, *, task_name: str | None = None,
-                  precision: str = "auto", batch_size: int = 32) -> Path:
+                  backend: str = "auto", batch_size: int = 32) -> Path:
     """Package an existing model - a hub id or a Hugging Face model folder - as a catalog model.
 
     This is how a base checkpoint (``distilbert-base-uncased``: a masked-LM, so a fill-mask
@@ -124,13 +132,13 @@ def package_model(source: str | Path, mlflow_dir: str | Path, *, task_name: str 
     if path.is_dir() and find_mlflow_model(path) is not None:
         raise CatalogError(f"{path} is already an MLflow model; deploy it as it is")
     if path.is_dir():
-        return save_mlflow_model(path, mlflow_dir, task_name=task_name, precision=precision,
+        return save_mlflow_model(path, mlflow_dir, task_name=task_name, backend=backend,
                                  batch_size=batch_size, extra_metadata={"source": str(source)})
-    predictor = load_predictor(source, task_name=task_name, precision="fp32")
+    predictor = load_predictor(source, task_name=task_name, backend="fp32")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp, "model")
         predictor.model.save_pretrained(folder)
         predictor.tokenizer.save_pretrained(folder)
         return save_mlflow_model(folder, mlflow_dir, task_name=predictor.task.name,
-                                 precision=precision, batch_size=batch_size,
+                                 backend=backend, batch_size=batch_size,
                                  extra_metadata={"source": str(source)})

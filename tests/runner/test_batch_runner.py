@@ -197,7 +197,7 @@ def test_settings_come_from_the_deployment_yaml():
     assert deployment.settings == BatchSettings(
         mini_batch_size=5, max_concurrency_per_instance=2, max_retries=3, timeout=600,
         error_threshold=-1, output_file_name="predictions.csv",
-        environment_variables={"DISTILBERT_PARAMS": "{}", "DISTILBERT_PRECISION": "auto",
+        environment_variables={"DISTILBERT_PARAMS": "{}", "DISTILBERT_BACKEND": "auto",
                                "DISTILBERT_BATCH_SIZE": "32"})
     assert deployment.scoring_script == REPO / "sdk/distilbert_catalog/serving/batch_score.py"
     assert deployment.code_dir == REPO / "sdk"

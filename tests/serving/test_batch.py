@@ -99,7 +99,7 @@ def batch_cli(model, inputs, out, *args, env=None, **popen):
 def predictor(emotion_model):
     from distilbert_catalog.mlflow_model import load_predictor
 
-    return load_predictor(emotion_model.mlflow_model_dir, precision="fp32")
+    return load_predictor(emotion_model.mlflow_model_dir, backend="fp32")
 
 
 @pytest.fixture(scope="module")

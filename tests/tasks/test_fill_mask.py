@@ -58,7 +58,7 @@ def cased_model(tmp_path_factory) -> Path:
 def _predictor(path, **kwargs):
     from distilbert_catalog.mlflow_model import load_predictor
 
-    return load_predictor(path, precision="fp32", **kwargs)
+    return load_predictor(path, backend="fp32", **kwargs)
 
 
 @pytest.fixture(scope="module")

@@ -45,7 +45,7 @@ def qa_head_model(pretrained_model, tmp_path_factory) -> Path:
 def predictor(qa_head_model):
     from distilbert_catalog.mlflow_model import load_predictor
 
-    return load_predictor(qa_head_model, precision="fp32", batch_size=8)
+    return load_predictor(qa_head_model, backend="fp32", batch_size=8)
 
 
 def row(question="What is my name?", context=CONTEXT, text="John", start=11, **extra) -> dict:

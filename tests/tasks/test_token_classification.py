@@ -49,7 +49,7 @@ def ner_model(tiny_model, tmp_path_factory) -> Path:
 def predictor(ner_model):
     from distilbert_catalog.mlflow_model import load_predictor
 
-    return load_predictor(ner_model, precision="fp32", batch_size=4)
+    return load_predictor(ner_model, backend="fp32", batch_size=4)
 
 
 # --- data validation ------------------------------------------------------------------------

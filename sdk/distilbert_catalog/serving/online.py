@@ -31,9 +31,9 @@ def model_dir_from_env() -> Path:
 
 
 def predictor_from_env():
-    """Load the deployed model once, with precision/batch size from the deployment's env vars."""
+    """Load the deployed model once, with backend/batch size from the deployment's env vars."""
     return load_predictor(model_dir_from_env(),
-                          precision=os.environ.get("DISTILBERT_PRECISION", "auto"),
+                          backend=os.environ.get("DISTILBERT_BACKEND", "auto"),
                           batch_size=int(os.environ.get("DISTILBERT_BATCH_SIZE", "32")))
 
 

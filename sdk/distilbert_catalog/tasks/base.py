@@ -71,6 +71,10 @@ class Task(ABC):
     params: Mapping[str, Param] = {}
     #: the metric Trainer uses to pick the best checkpoint when the user does not choose
     default_metric_for_best_model: str = "loss"
+    #: the evaluation metric the quality gate holds faster backends to, and how many points one
+    #: unit of it is worth (100 for a 0-1 share; 1 for a 0-100 score such as SQuAD F1)
+    quality_metric: str
+    quality_points: float = 100.0
     #: the model head, as the ``config.architectures`` suffix it is saved with (e.g.
     #: "ForTokenClassification"); names the ``AutoModel...`` class and tells a plain Hugging
     #: Face model folder's task (``tasks.task_for_config``)

@@ -35,6 +35,7 @@ class TextClassification(LabelledTask):
                        lambda k: None if k >= 1 else "must be at least 1"),
     }
     default_metric_for_best_model = "accuracy"
+    quality_metric = "accuracy"
 
     # --- data -----------------------------------------------------------------------------
     def prepare_data(self, data: Data, keys: Mapping[str, str], labels: list[str] | None,

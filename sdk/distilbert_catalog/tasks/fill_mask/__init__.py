@@ -50,6 +50,7 @@ def _at_least_one(value) -> str | None:
 class FillMask(Task):
     name = "fill-mask"
     head = "ForMaskedLM"
+    quality_metric = "top1_accuracy"
     input_columns = (INPUT,)
     input_aliases = {"text": INPUT, "inputs": INPUT, TEXTS: INPUT}
     params = {

@@ -1,0 +1,276 @@
+"""Inference backends: how the encoder of a loaded model runs.
+
+Every catalog head (classifier, span scorer, tagger, masked-LM head) is one or two small layers;
+well over 95% of a forward pass is the transformer encoder, ``model.base_model``. A backend
+replaces that encoder and leaves the head and the task code as they are, so every task runs on
+every backend unchanged.
+
+=============  =====================================================================  ========
+backend        what runs the encoder                                                  exact
+=============  =====================================================================  ========
+``fp32``       PyTorch, float32 (the reference)                                       yes
+``bf16``       PyTorch, bfloat16: only where the hardware has it (CUDA, AVX512-BF16,  no
+               AMX); an AVX2 CPU emulates it about 7x slower than fp32
+``int8``       PyTorch dynamic int8 quantisation of the encoder's Linear layers       no
+``onnx``       ONNX Runtime, float32, with its transformer fusions (attention,        yes
+               skip-LayerNorm, bias-GELU, embeddings)
+``onnx-int8``  the fused ONNX graph with per-channel dynamic int8 weights             no
+=============  =====================================================================  ========
+
+"exact" backends give fp32's numbers up to float rounding (checked at export: hidden states
+within ``EXPORT_TOLERANCE``); the others trade accuracy for speed and are only chosen by ``auto``
+once :mod:`distilbert_catalog.quality_gate` has measured them on the task's evaluation data.
+
+``auto`` picks, among the backends the model's gate record says passed, the fastest one
+available on this machine; without a gate record it keeps the reference precision (fp32, or
+bf16 where it is native). The ONNX graph is exported once per model, into the MLflow model by
+the gate or into the cache (``DISTILBERT_CATALOG_CACHE``) for a plain model folder.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from transformers.modeling_outputs import BaseModelOutput
+
+from .errors import CatalogError
+from .precision import BACKEND_CHOICES, BACKENDS, cpu_has_native_bf16, resolve_precision
+
+log = logging.getLogger(__name__)
+
+AUTO = "auto"
+CHOICES = BACKEND_CHOICES
+EXACT = frozenset({"fp32", "onnx"})
+#: largest |hidden state| difference an exported fp32 graph may show against PyTorch
+EXPORT_TOLERANCE = 1e-3
+ONNX_FILES = {"onnx": "encoder.onnx", "onnx-int8": "encoder-int8.onnx"}
+ONNX_INPUTS = ("input_ids", "attention_mask")
+
+
+def unavailable(name: str, device: str | torch.device = "cpu") -> str | None:
+    """Why backend ``name`` cannot run on ``device`` here, or None when it can."""
+    if name not in BACKENDS:
+        raise CatalogError(f"unknown backend {name!r}; choose one of {', '.join(CHOICES)}")
+    device = torch.device(device)
+    if name == "bf16":
+        if device.type == "cuda":
+            return None if torch.cuda.is_bf16_supported() else "this GPU has no bf16 support"
+        return None if cpu_has_native_bf16() else (
+            "this CPU has no native bf16 (AVX512-BF16 or AMX); PyTorch would emulate it, about "
+            "7x slower than fp32")
+    if name == "fp32":
+        return None
+    if device.type != "cpu":
+        return f"{name} is a CPU backend; the model runs on {device.type}"
+    if name == "int8":
+        engines = torch.backends.quantized.supported_engines
+        return None if {"fbgemm", "x86", "qnnpack"} & set(engines) else (
+            f"this PyTorch build has no int8 engine (supported: {engines})")
+    if importlib.util.find_spec("onnxruntime") is None:
+        return "onnxruntime is not installed (pip install onnxruntime)"
+    return None
+
+
+def available_backends(device: str | torch.device = "cpu") -> list[str]:
+    return [name for name in BACKENDS if unavailable(name, device) is None]
+
+
+def resolve_backend(requested: str = AUTO, device: str | torch.device = "cpu",
+                    gate: Mapping[str, Any] | None = None) -> str:
+    """The backend to run: ``requested`` itself, or for ``auto`` the gate's fastest that passed.
+
+    ``gate`` is a model's gate record (:func:`distilbert_catalog.quality_gate.run_gate`), if it has one.
+    """
+    if requested not in CHOICES:
+        raise CatalogError(f"unknown backend {requested!r}; choose one of {', '.join(CHOICES)}")
+    if requested != AUTO:
+        reason = unavailable(requested, device)
+        if reason:
+            raise CatalogError(f"backend {requested} cannot run here: {reason}")
+        return requested
+    if gate:
+        passed = [c for c in gate["candidates"]
+                  if c["passed"] and unavailable(c["backend"], device) is None]
+        if passed:
+            return max(passed, key=lambda c: c["speedup"])["backend"]
+    return resolve_precision(AUTO, device)
+
+
+# --- applying a backend ------------------------------------------------------------------------
+def set_encoder(model: torch.nn.Module, encoder: torch.nn.Module) -> None:
+    setattr(model, model.base_model_prefix, encoder)
+
+
+def apply_backend(model: torch.nn.Module, name: str, *, onnx_dir: str | Path | None = None,
+                  threads: int | None = None) -> torch.nn.Module:
+    """Make ``model`` (an fp32 model in eval mode) run its encoder on backend ``name``.
+
+    ``onnx_dir`` holds (or receives) the exported graphs of an ONNX backend; by default a cache
+    folder keyed by the model's weights.
+    """
+    if name == "fp32":
+        return model.float()
+    if name == "bf16":
+        return model.to(torch.bfloat16)
+    if name == "int8":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation notice
+            encoder = torch.ao.quantization.quantize_dynamic(
+                model.base_model, {torch.nn.Linear}, dtype=torch.qint8)
+        set_encoder(model, encoder)
+        return model
+    if name in ONNX_FILES:
+        folder = Path(onnx_dir) if onnx_dir else onnx_cache_dir(model)
+        path = folder / ONNX_FILES[name]
+        if not path.exists():
+            export_onnx(model, folder, int8=name == "onnx-int8")
+        set_encoder(model, OnnxEncoder(path, threads=threads))
+        return model
+    raise CatalogError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def cpu_threads() -> int:
+    """The cores this process may run on (its CPU affinity, which containers narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class OnnxEncoder(torch.nn.Module):
+    """An ONNX Runtime session standing in for a Hugging Face encoder inside its model.
+
+    It takes the encoder's keyword arguments and returns its ``last_hidden_state``, so the
+    model's own head and the task code run unchanged around it.
+    """
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        super().__init__()
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or cpu_threads()
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.path = Path(path)
+        self.session = ort.InferenceSession(str(path), options,
+                                            providers=["CPUExecutionProvider"])
+
+    def forward(self, input_ids=None, attention_mask=None, **unused):
+        if input_ids is None:
+            raise ValueError("the ONNX encoder takes input_ids (not inputs_embeds)")
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        wanted = [k for k in ("output_attentions", "output_hidden_states") if unused.get(k)]
+        if wanted:
+            raise ValueError(f"the ONNX encoder returns the last hidden state only, not {wanted}")
+        feeds = {"input_ids": input_ids.cpu().numpy().astype(np.int64),
+                 "attention_mask": attention_mask.cpu().numpy().astype(np.int64)}
+        (hidden,) = self.session.run(["last_hidden_state"], feeds)
+        return BaseModelOutput(last_hidden_state=torch.from_numpy(hidden))
+
+
+# --- exporting ---------------------------------------------------------------------------------
+def weights_digest(model: torch.nn.Module) -> str:
+    digest = hashlib.sha256(type(model.base_model).__name__.encode())
+    for name, tensor in model.base_model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def onnx_cache_dir(model: torch.nn.Module) -> Path:
+    from .pretrained import cache_root
+    import onnxruntime
+
+    return cache_root() / "onnx" / f"{weights_digest(model)}-ort{onnxruntime.__version__}"
+
+
+def _config_shape(config) -> tuple[int, int]:
+    heads = getattr(config, "n_heads", None) or config.num_attention_heads
+    hidden = getattr(config, "dim", None) or config.hidden_size
+    return heads, hidden
+
+
+def export_onnx(model: torch.nn.Module, folder: str | Path, *, int8: bool) -> Path:
+    """Export ``model``'s encoder to ONNX with ONNX Runtime's transformer fusions (and int8).
+
+    Writes ``encoder.onnx`` (fp32, fused) and, with ``int8``, ``encoder-int8.onnx`` into
+    ``folder`` atomically; the fp32 graph must reproduce PyTorch's hidden states within
+    :data:`EXPORT_TOLERANCE` on a padded batch, or the export is refused.
+    """
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    if model.config.model_type != "distilbert":
+        raise CatalogError(f"the ONNX backends export DistilBERT encoders; this model is "
+                           f"{model.config.model_type!r}: use backend fp32 or int8")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    encoder = copy.deepcopy(model.base_model).float().eval()
+    # the classic attention graph is the one ONNX Runtime fuses into its Attention kernel
+    encoder.set_attn_implementation("eager")
+    # a padded batch of arbitrary in-vocabulary ids: the export traces shapes, not meaning
+    ids = torch.randint(1, model.config.vocab_size, (2, 7), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    mask[1, 4:] = 0
+    log.warning("exporting the encoder to ONNX in %s (once per model)", folder)
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        raw, fused = Path(tmp, "raw.onnx"), Path(tmp, ONNX_FILES["onnx"])
+        with warnings.catch_warnings(), torch.inference_mode():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(encoder, (ids, mask), str(raw), input_names=list(ONNX_INPUTS),
+                              output_names=["last_hidden_state"], opset_version=17, dynamo=False,
+                              dynamic_axes={name: {0: "batch", 1: "sequence"}
+                                            for name in (*ONNX_INPUTS, "last_hidden_state")})
+            reference = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        heads, hidden = _config_shape(model.config)
+        optimize_model(str(raw), model_type="bert", num_heads=heads,
+                       hidden_size=hidden).save_model_to_file(str(fused))
+        check_export(fused, ids, mask, reference)
+        written = [fused]
+        if int8:
+            written.append(quantize_int8(fused, Path(tmp, ONNX_FILES["onnx-int8"])))
+        for path in written:
+            os.replace(path, folder / path.name)
+    return folder
+
+
+def check_export(path: Path, ids: torch.Tensor, mask: torch.Tensor,
+                 reference: torch.Tensor) -> None:
+    hidden = OnnxEncoder(path, threads=1)(input_ids=ids, attention_mask=mask).last_hidden_state
+    keep = mask.bool()
+    worst = float((hidden[keep] - reference[keep]).abs().max())
+    if not worst <= EXPORT_TOLERANCE:
+        raise RuntimeError(f"the exported ONNX encoder differs from PyTorch by {worst:.2e} "
+                           f"(> {EXPORT_TOLERANCE}); refusing to use it")
+
+
+def quantize_int8(source: Path, target: Path) -> Path:
+    """Per-channel dynamic int8 weights for the fused graph's MatMul and Attention nodes."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    return target
+
+
+def copy_onnx_files(source: Path, target: Path, backends) -> list[str]:
+    """Copy the graphs that ``backends`` need from ``source`` into ``target``."""
+    target.mkdir(parents=True, exist_ok=True)
+    names = [ONNX_FILES[b] for b in backends if b in ONNX_FILES]
+    for name in names:
+        shutil.copy2(source / name, target / name)
+    return names

@@ -1,0 +1,211 @@
+"""Inference backends and the quality gate (distilbert_catalog.backends, .quality_gate).
+
+Speed is measured in benchmarks/, never asserted here; these tests pin what each backend answers,
+how ``auto`` chooses, and the gate's verdicts.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from distilbert_catalog.backends import (BACKENDS, EXPORT_TOLERANCE, apply_backend,
+                                         resolve_backend, unavailable)
+from distilbert_catalog.errors import CatalogError
+from distilbert_catalog.inference import Predictor
+from distilbert_catalog.tasks import get_task
+from tests.conftest import REPO
+
+TASKS = ("text-classification", "question-answering", "token-classification", "fill-mask")
+
+
+@pytest.fixture(scope="module")
+def task_models(tiny_model, tmp_path_factory) -> dict[str, Path]:
+    from distilbert_catalog.tiny import with_task_head
+
+    out = tmp_path_factory.mktemp("backend-models")
+    return {task: tiny_model if task == "fill-mask" else with_task_head(tiny_model, task, out / task)
+            for task in TASKS}
+
+
+def predictor(folder: Path, task: str, backend: str, onnx_dir: Path) -> Predictor:
+    from transformers import AutoTokenizer
+
+    t = get_task(task)
+    return Predictor(t.model_class().from_pretrained(folder), AutoTokenizer.from_pretrained(folder),
+                     t, backend=backend, onnx_dir=onnx_dir)
+
+
+def request_rows(task: str) -> list[dict]:
+    request = get_task(task).example_request()
+    columns = list(request)
+    return [dict(zip(columns, values)) for values in zip(*request.values())]
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_onnx_answers_equal_fp32_and_lossy_backends_answer_in_shape(task, task_models, tmp_path):
+    """The exact backends give fp32's answers; int8 ones give answers of the same shape."""
+    rows = request_rows(task)
+    answers = {}
+    for backend in ("fp32", "onnx", "int8", "onnx-int8"):
+        p = predictor(task_models[task], task, backend, tmp_path / "onnx")
+        assert p.backend == backend
+        answers[backend] = p.predict(rows)
+    assert _close(answers["onnx"], answers["fp32"]), (answers["onnx"], answers["fp32"])
+    for lossy in ("int8", "onnx-int8"):
+        assert len(answers[lossy]) == len(rows)
+        assert [type(a) for a in answers[lossy]] == [type(a) for a in answers["fp32"]]
+    # the export wrote both graphs once and reuses them
+    assert sorted(p.name for p in (tmp_path / "onnx").glob("*.onnx")) == [
+        "encoder-int8.onnx", "encoder.onnx"]
+
+
+def _close(a, b, tol=1e-4):
+    """Equal answers, with scores equal within ``tol`` (ONNX Runtime's fused kernels round
+    differently from PyTorch's)."""
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k], tol) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_close(x, y, tol) for x, y in zip(a, b))
+    if isinstance(a, float):
+        return abs(a - b) <= tol
+    return a == b
+
+
+def test_onnx_hidden_states_match_pytorch_on_padded_batches(task_models, tmp_path):
+    from transformers import AutoModel
+
+    folder = task_models["fill-mask"]
+    reference = AutoModel.from_pretrained(folder).eval()
+    model = apply_backend(get_task("fill-mask").model_class().from_pretrained(folder).eval(),
+                          "onnx", onnx_dir=tmp_path)
+    ids = torch.randint(5, reference.config.vocab_size, (3, 37),
+                        generator=torch.Generator().manual_seed(1))
+    mask = torch.ones_like(ids)
+    mask[1, 20:] = 0
+    mask[2, 3:] = 0
+    with torch.inference_mode():
+        expected = reference(input_ids=ids, attention_mask=mask).last_hidden_state
+        got = model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
+    keep = mask.bool()
+    assert float((got[keep] - expected[keep]).abs().max()) <= EXPORT_TOLERANCE
+
+
+def test_bf16_is_refused_where_the_cpu_only_emulates_it(monkeypatch):
+    import distilbert_catalog.backends as backends
+
+    monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: False)
+    assert "emulate" in unavailable("bf16", "cpu")
+    with pytest.raises(CatalogError, match="bf16 cannot run here.*emulate"):
+        resolve_backend("bf16", "cpu")
+    monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: True)
+    assert unavailable("bf16", "cpu") is None
+
+
+def test_unknown_backend_names_the_valid_ones():
+    with pytest.raises(CatalogError, match="choose one of auto, fp32, bf16, int8, onnx"):
+        resolve_backend("fp8")
+
+
+def gate_record(**speedups_and_verdicts) -> dict:
+    return {"candidates": [{"backend": name, "speedup": speedup, "passed": passed}
+                           for name, (speedup, passed) in speedups_and_verdicts.items()]}
+
+
+def test_auto_serves_the_fastest_backend_that_passed(monkeypatch):
+    import distilbert_catalog.backends as backends
+
+    monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: False)
+    record = gate_record(fp32=(1.0, True), int8=(2.6, False), onnx=(1.8, True),
+                         **{"onnx-int8": (2.3, True), "bf16": (3.0, True)})
+    # int8 failed the gate and bf16 cannot run on this CPU: the fastest left is onnx-int8
+    assert resolve_backend("auto", "cpu", record) == "onnx-int8"
+    assert resolve_backend("auto", "cpu", gate_record(fp32=(1.0, True), int8=(1.4, False))) \
+        == "fp32"
+    assert resolve_backend("auto", "cpu", None) == "fp32"  # no gate: the reference precision
+    assert resolve_backend("int8", "cpu", record) == "int8"  # an explicit choice is kept
+
+
+class ScriptedQA(type(get_task("question-answering"))):
+    """The QA task with a scripted evaluation: each backend's F1 and time are set by the test,
+    so the gate's verdicts can be checked exactly."""
+
+    script = {"fp32": (80.0, 0.08), "int8": (79.0, 0.01), "onnx": (80.0, 0.04),
+              "onnx-int8": (79.6, 0.02)}
+
+    def evaluate(self, predictor, data, out_dir, settings):
+        from distilbert_catalog.tasks.base import EvalResult
+
+        f1, seconds = self.script[predictor.backend]
+        time.sleep(seconds)
+        return EvalResult(metrics={"f1": f1}, rows=[])
+
+
+def test_gate_keeps_backends_within_the_tolerance_and_picks_the_fastest(task_models, tmp_path):
+    from distilbert_catalog.quality_gate import run_gate
+
+    record = run_gate(task_models["question-answering"], ScriptedQA(), data=[{}] * 5,
+                      settings={}, candidates=["int8", "onnx", "onnx-int8"], tolerance=0.5,
+                      rounds=3, onnx_dir=tmp_path)
+    rows = {c["backend"]: c for c in record["candidates"]}
+    assert [c["backend"] for c in record["candidates"]] == ["fp32", "int8", "onnx", "onnx-int8"]
+    assert rows["int8"]["quality_delta_points"] == -1.0 and not rows["int8"]["passed"]
+    assert rows["onnx-int8"]["quality_delta_points"] == pytest.approx(-0.4)
+    assert rows["onnx-int8"]["passed"] and rows["onnx"]["passed"] and rows["fp32"]["passed"]
+    assert rows["onnx-int8"]["speedup"] > rows["onnx"]["speedup"] > 1.0
+    assert record["chosen"] == "onnx-int8"  # int8 is faster still, but lost a whole point
+    assert record["metric"] == "f1" and record["tolerance_points"] == 0.5
+    assert record["cpu"]["threads"] >= 1 and record["rounds"] == 3
+
+
+def test_gate_component_runs_in_a_fresh_process_and_auto_follows_it(task_models, tmp_path):
+    """`distilbert-catalog run components/gate/...` as users run it; the gated MLflow model
+    carries the record, its metadata names the choice, and loading it with auto uses it."""
+    from distilbert_catalog.metrics_file import read_metrics
+    from distilbert_catalog.mlflow_model import load_predictor
+    from distilbert_catalog.modeling import mlflow_metadata
+
+    out = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "distilbert_catalog.cli", "run",
+         str(REPO / "components/gate/text_classification/spec.yaml"),
+         "--set", f"model_name={task_models['text-classification']}",
+         "--set", f"test_data={_tiny_emotion(tmp_path)}", "--set", "rounds=1",
+         "--set", "candidates=int8,onnx", "--output-dir", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = read_metrics(out / "gate_result")
+    gate = record["details"]["gate"]
+    assert record["stage"] == "gate" and [c["backend"] for c in gate["candidates"]] == [
+        "fp32", "int8", "onnx"]
+    chosen = gate["chosen"]
+    mlflow_dir = out / "mlflow_model_folder"
+    assert mlflow_metadata(mlflow_dir)["metadata"]["backend_gate"]["chosen"] == chosen
+    assert json.loads((mlflow_dir / "artifacts/model/backend_gate.json").read_text()) == gate
+    assert load_predictor(mlflow_dir).backend == chosen
+    assert load_predictor(mlflow_dir, backend="fp32").backend == "fp32"
+
+
+def _tiny_emotion(tmp_path: Path) -> Path:
+    """A few rows labelled with the tiny classifier's own labels (negative / positive)."""
+    from tests.conftest import write_jsonl
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    rows = [{"text": t, "label": lab} for t, lab in [
+        ("what a lovely morning", "positive"), ("this is awful news", "negative"),
+        ("i am so pleased with it", "positive"), ("everything went wrong today", "negative")]]
+    write_jsonl(folder / "test.jsonl", rows)
+    return folder
+
+
+def test_every_backend_has_a_reason_or_runs():
+    for name in BACKENDS:
+        reason = unavailable(name, "cpu")
+        assert reason is None or isinstance(reason, str) and reason
