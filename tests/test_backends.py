@@ -161,7 +161,7 @@ def test_gate_keeps_backends_within_the_tolerance_and_picks_the_fastest(task_mod
     assert rows["onnx-int8"]["speedup"] > rows["onnx"]["speedup"] > 1.0
     assert record["chosen"] == "onnx-int8"  # int8 is faster still, but lost a whole point
     assert record["metric"] == "f1" and record["tolerance_points"] == 0.5
-    assert record["cpu"]["threads"] >= 1 and record["rounds"] == 3
+    assert record["cpu"]["cores"] >= 1 and record["torch_threads"] >= 1 and record["rounds"] == 3
 
 
 def test_gate_component_runs_in_a_fresh_process_and_auto_follows_it(task_models, tmp_path):

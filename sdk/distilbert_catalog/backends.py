@@ -141,14 +141,6 @@ def apply_backend(model: torch.nn.Module, name: str, *, onnx_dir: str | Path | N
     raise CatalogError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
 
 
-def cpu_threads() -> int:
-    """The cores this process may run on (its CPU affinity, which containers narrow)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 class OnnxEncoder(torch.nn.Module):
     """An ONNX Runtime session standing in for a Hugging Face encoder inside its model.
 
@@ -161,7 +153,9 @@ class OnnxEncoder(torch.nn.Module):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or cpu_threads()
+        # the same intra-op thread count as PyTorch's (OMP_NUM_THREADS, else the cores), so one
+        # setting governs both runtimes and batch workers that split the cores stay split
+        options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.path = Path(path)
@@ -262,9 +256,23 @@ def quantize_int8(source: Path, target: Path) -> Path:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
-                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    advice = _DropMessage("pre-processing before quantization")  # advice for image models
+    logging.getLogger().addFilter(advice)
+    try:
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    finally:
+        logging.getLogger().removeFilter(advice)
     return target
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, text: str):
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
 
 
 def copy_onnx_files(source: Path, target: Path, backends) -> list[str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import platform
 import shutil
 import statistics
@@ -25,8 +26,8 @@ from typing import Any, Mapping
 
 import torch
 
-from .backends import (AUTO, BACKENDS, EXACT, ONNX_FILES, copy_onnx_files, cpu_threads,
-                       export_onnx, resolve_backend, unavailable)
+from .backends import (AUTO, BACKENDS, EXACT, ONNX_FILES, copy_onnx_files, export_onnx,
+                       resolve_backend, unavailable)
 from .errors import CatalogError
 
 GATE_FILE = "backend_gate.json"
@@ -54,7 +55,7 @@ def cpu_description() -> dict[str, Any]:
     model = next((line.split(":", 1)[1].strip() for line in _cpuinfo().splitlines()
                   if line.startswith("model name")), platform.processor() or platform.machine())
     simd = sorted(f for f in cpu_flags() if f.startswith(("avx", "amx")) or f == "fma")
-    return {"model": model, "threads": cpu_threads(), "simd": simd}
+    return {"model": model, "cores": len(os.sched_getaffinity(0)), "simd": simd}
 
 
 def _cpuinfo() -> str:
