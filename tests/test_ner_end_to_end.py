@@ -4,7 +4,8 @@ predict through MLflow, serve it under azmlinfsrv, and run the NER pipeline loca
 
 The model is fine-tuned once per session. By default briefly (a few dozen steps): the tests
 check the mechanics (schemas, offsets, request formats, 400s, rescoring, the card). The recipe the
-pipeline ships (6 epochs) does not fit the suite's budget on two shared CPU cores; set
+pipeline ships (6 epochs on 1,848 sentences, about 6 minutes on one busy thread) does not fit the
+suite's budget on two shared CPU cores; set
 ``DISTILBERT_NER_FULL_TRAINING=1`` to run it instead, which also asserts the quality: test entity
 F1 >= 0.8 and the seed sentence's entities.
 """
@@ -35,8 +36,8 @@ RECIPE = {"num_train_epochs": 6.0, "learning_rate": 3e-4, "per_device_train_batc
 #: the default suite's short run: the recipe's settings, a few dozen steps
 TRAINING = RECIPE if FULL else {**RECIPE, "max_steps": 30}
 needs_full_training = pytest.mark.skipif(
-    not FULL, reason="entity quality needs the full fine-tune (6 epochs); set "
-                     "DISTILBERT_NER_FULL_TRAINING=1")
+    not FULL, reason="entity quality needs the full fine-tune (6 epochs, 696 steps; measured "
+                     "test entity F1 0.811, validation 0.928); set DISTILBERT_NER_FULL_TRAINING=1")
 
 
 @pytest.fixture(scope="session")
