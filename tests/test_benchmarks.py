@@ -1,0 +1,68 @@
+"""The benchmark scripts run as users run them (a fresh process each, smallest sizes, tiny model).
+
+No timing is asserted - speed is what the scripts report, not what a test can pin on a shared
+machine. What is pinned: each script finishes, writes its JSON with a ratio against the baseline
+it measured in the same run, and the comparison is like for like (the catalog's fp32 answers
+equal the transformers pipeline's; the server answered every request).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+BENCHMARKS = REPO / "benchmarks"
+
+
+def run_script(name: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    result = subprocess.run([sys.executable, str(BENCHMARKS / name), *args], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def tiny_heads(tiny_model, tmp_path_factory) -> dict[str, Path]:
+    from distilbert_catalog.tiny import with_task_head
+
+    out = tmp_path_factory.mktemp("bench-heads")
+    return {task: with_task_head(tiny_model, task, out / task)
+            for task in ("text-classification", "token-classification")}
+
+
+@pytest.mark.parametrize("task", ["text-classification", "token-classification"])
+def test_bench_pipelines_compares_equal_answers(task, tiny_heads, tmp_path):
+    out = tmp_path / "result.json"
+    run_script("bench_pipelines.py", "--task", task, "--model", str(tiny_heads[task]),
+               "--n", "6", "--rounds", "1", "--backends", "fp32", "--output", str(out))
+    result = json.loads(out.read_text())
+    assert result["baseline"] == "pipeline"
+    assert result["results"]["catalog-fp32"]["ratio_median"] > 0
+    assert result["agreement"]["catalog-fp32"]["share_identical"] == 1.0
+
+
+def test_bench_server_memory_reads_the_server_tree(tiny_heads, tmp_path):
+    out = tmp_path / "result.json"
+    run_script("bench_server_memory.py", "--model", str(tiny_heads["text-classification"]),
+               "--backends", "fp32", "--requests", "2", "--long-requests", "1",
+               "--output", str(out))
+    fp32 = json.loads(out.read_text())["results"]["fp32"]
+    assert fp32["failures"] == 0
+    assert 50 < fp32["warm_rss_mib"]["median"] <= fp32["peak_mib"]["median"]
+
+
+def test_bench_finetune_reports_speed_and_accuracy(tmp_path):
+    out = tmp_path / "result.json"
+    run_script("bench_finetune.py", "--tiny", "--max-steps", "2", "--output", str(out))
+    result = json.loads(out.read_text())["results"]
+    assert result["catalog"]["ratio_median"] > 0
+    for method in ("catalog", "hf-max-length"):
+        assert 0 <= result[method]["test_accuracy"][0] <= 1
