@@ -144,14 +144,19 @@ def write_result(result: dict, output: str | Path | None, name: str) -> Path:
     return path
 
 
-def match_threads(predictor, threads: int):
-    """Give an ONNX Runtime encoder the same intra-op thread count as PyTorch's, so every
-    backend in a comparison runs on as many threads (the session otherwise takes every core
-    this process may use)."""
-    from distilbert_catalog.backends import OnnxEncoder, set_encoder
+def add_run_args(parser) -> None:
+    """The options every benchmark here shares: threads and the results file."""
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--output", help="JSON results file (default: benchmarks/results/)")
 
-    encoder = predictor.model.base_model
-    if isinstance(encoder, OnnxEncoder) and \
-            encoder.session.get_session_options().intra_op_num_threads != threads:
-        set_encoder(predictor.model, OnnxEncoder(encoder.path, threads=threads))
-    return predictor
+
+def parse_run_args(parser):
+    """Parse, set PyTorch's (and so ONNX Runtime's) thread count, and quiet library logging."""
+    import logging
+    import warnings
+
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    return args

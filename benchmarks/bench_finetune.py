@@ -35,17 +35,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import statistics
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import torch
 
-from bench_common import label_names, write_result
+from bench_common import add_run_args, label_names, parse_run_args, write_result
 
 MAX_LENGTH = 128
 
@@ -139,12 +137,8 @@ def main() -> None:
     parser.add_argument("--levers", action="store_true",
                         help="also time hf-dynamic (no length grouping) and the catalog on "
                              "every core")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--output", help="JSON results file (default: benchmarks/results/)")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    logging.getLogger("transformers").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore")
+    add_run_args(parser)
+    args = parse_run_args(parser)
 
     recipe = {"num_train_epochs": args.epochs, "max_steps": args.max_steps,
               "learning_rate": args.learning_rate,

@@ -41,15 +41,12 @@ Usage: python benchmarks/bench_pipelines.py --task token-classification [--n 128
 from __future__ import annotations
 
 import argparse
-import logging
 import tempfile
-import warnings
 from pathlib import Path
 
-import torch
 
-from bench_common import (base_sized_model, interleaved, match_threads, mixed_texts,
-                          print_summary, write_result)
+from bench_common import (add_run_args, base_sized_model, interleaved, mixed_texts,
+                          parse_run_args, print_summary, write_result)
 
 TASKS = ("text-classification", "token-classification")
 
@@ -92,12 +89,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32, help="the catalog's batch size")
     parser.add_argument("--pipeline-batch-size", type=int,
                         help="also time the pipeline with this batch_size")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--output", help="JSON results file (default: benchmarks/results/)")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    logging.getLogger("transformers").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore")
+    add_run_args(parser)
+    args = parse_run_args(parser)
 
     from transformers import pipeline
 
@@ -136,9 +129,8 @@ def main() -> None:
             answer_fns[f"pipeline-bs{args.pipeline_batch_size}"] = lambda: pipeline_answers(
                 args.task, peer(texts, batch_size=args.pipeline_batch_size))
         for backend in backends:
-            predictor = match_threads(load_predictor(folder, task_name=args.task,
-                                                     backend=backend,
-                                                     batch_size=args.batch_size), args.threads)
+            predictor = load_predictor(folder, task_name=args.task, backend=backend,
+                                       batch_size=args.batch_size)
             answer_fns[f"catalog-{backend}"] = (lambda p=predictor: p.predict(rows, params))
 
         answers = {name: fn() for name, fn in answer_fns.items()}  # also the warm-up call
