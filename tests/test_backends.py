@@ -188,8 +188,19 @@ def test_gate_component_runs_in_a_fresh_process_and_auto_follows_it(task_models,
     mlflow_dir = out / "mlflow_model_folder"
     assert mlflow_metadata(mlflow_dir)["metadata"]["backend_gate"]["chosen"] == chosen
     assert json.loads((mlflow_dir / "artifacts/model/backend_gate.json").read_text()) == gate
-    assert load_predictor(mlflow_dir).backend == chosen
-    assert load_predictor(mlflow_dir, backend="fp32").backend == "fp32"
+    gated, reference = load_predictor(mlflow_dir), load_predictor(mlflow_dir, backend="fp32")
+    assert gated.backend == chosen and reference.backend == "fp32"
+    # the real inference server serves the gated model on the backend the gate chose
+    from distilbert_catalog.runner.endpoints import serve
+
+    texts = ["what a lovely morning", "this is awful news"]
+    with serve(REPO / "sdk/distilbert_catalog/serving/score.py", mlflow_dir) as server:
+        status, body = server.invoke({"inputs": {"input_string": texts}})
+        log = server.log()
+    assert status == 200, body
+    expected = reference.predict([{"input_string": t} for t in texts])
+    assert [a["label"] for a in body] == [a["label"] for a in expected]
+    assert f"backend {chosen}" in log, log[-2000:]
 
 
 def _tiny_emotion(tmp_path: Path) -> Path:

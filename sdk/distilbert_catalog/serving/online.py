@@ -32,9 +32,13 @@ def model_dir_from_env() -> Path:
 
 def predictor_from_env():
     """Load the deployed model once, with backend/batch size from the deployment's env vars."""
-    return load_predictor(model_dir_from_env(),
-                          backend=os.environ.get("DISTILBERT_BACKEND", "auto"),
-                          batch_size=int(os.environ.get("DISTILBERT_BATCH_SIZE", "32")))
+    requested = os.environ.get("DISTILBERT_BACKEND", "auto")
+    predictor = load_predictor(model_dir_from_env(), backend=requested,
+                               batch_size=int(os.environ.get("DISTILBERT_BATCH_SIZE", "32")))
+    log.warning("serving a %s model on backend %s (DISTILBERT_BACKEND=%s, %s)",
+                predictor.task.name, predictor.backend, requested,
+                "gate record present" if predictor.gate else "no gate record")
+    return predictor
 
 
 class OnlineScorer:
