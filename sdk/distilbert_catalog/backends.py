@@ -37,7 +37,6 @@ import os
 import shutil
 import tempfile
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -81,10 +80,6 @@ def unavailable(name: str, device: str | torch.device = "cpu") -> str | None:
     if importlib.util.find_spec("onnxruntime") is None:
         return "onnxruntime is not installed (pip install onnxruntime)"
     return None
-
-
-def available_backends(device: str | torch.device = "cpu") -> list[str]:
-    return [name for name in BACKENDS if unavailable(name, device) is None]
 
 
 def resolve_backend(requested: str = AUTO, device: str | torch.device = "cpu",
@@ -134,7 +129,9 @@ def apply_backend(model: torch.nn.Module, name: str, *, onnx_dir: str | Path | N
     if name in ONNX_FILES:
         folder = Path(onnx_dir) if onnx_dir else onnx_cache_dir(model)
         path = folder / ONNX_FILES[name]
-        if not path.exists():
+        if not path.exists() and name == "onnx-int8" and (folder / ONNX_FILES["onnx"]).exists():
+            quantize_int8(folder / ONNX_FILES["onnx"], path)  # the fused graph is already there
+        elif not path.exists():
             export_onnx(model, folder, int8=name == "onnx-int8")
         set_encoder(model, OnnxEncoder(path, threads=threads))
         return own_memory(model)

@@ -39,15 +39,21 @@ def write_sample(out_dir: Path, predictor) -> str:
     return "sample.json"
 
 
+def evaluation_data(task, data: EvaluateDataArgs, task_args) -> tuple[dict, object]:
+    """The task settings (its arguments and label names) and the validated evaluation split,
+    before any model is loaded; the evaluation and the quality gate both start here."""
+    settings = {**dataclasses.asdict(task_args), "labels": getattr(task_args, "labels", None)}
+    test = load_split(data.test_data, data, data.test_split)
+    return settings, task.prepare_data(test, task_args.keys, settings["labels"])
+
+
 def evaluate(task_name: str, model: ModelArgs, data: EvaluateDataArgs, task_args,
              options: EvaluationArgs, out_dir: str | Path) -> dict:
     """Evaluate ``model`` on ``data``; return the metrics.json record written to ``out_dir``."""
     task = get_task(task_name)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    settings = {**dataclasses.asdict(task_args), "labels": getattr(task_args, "labels", None)}
-    test = load_split(data.test_data, data, data.test_split)
-    test = task.prepare_data(test, task_args.keys, settings["labels"])
+    settings, test = evaluation_data(task, data, task_args)
     # A task may score a predictions file made by any model instead of running one.
     predictor = None if settings.get("predictions_file") else load_predictor(
         model.model, task_name=task.name, backend=options.backend,

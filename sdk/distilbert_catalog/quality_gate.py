@@ -84,7 +84,7 @@ def run_gate(model_dir: str | Path, task, data, settings: Mapping[str, Any], *,
     def load():
         return task.model_class().from_pretrained(model_dir)
 
-    skipped = {name: unavailable(name) for name in candidates if unavailable(name)}
+    skipped = {name: reason for name in candidates if (reason := unavailable(name))}
     names = [REFERENCE, *(n for n in candidates if n not in skipped)]
     if any(n in ONNX_FILES for n in names):
         export_onnx(load(), onnx_dir, int8="onnx-int8" in names)
@@ -129,19 +129,17 @@ def gate_model(task_name: str, model, data_args, task_args, gate_args, mlflow_ou
     The new MLflow model is the input model plus ``backend_gate.json`` and the ONNX graphs of the
     candidates that passed, with ``backend: auto`` and the record in its metadata.
     """
+    from .evaluation import evaluation_data
     from .metrics_file import read_metrics, write_metrics
     from .mlflow_model import save_mlflow_model
     from .modeling import resolve_model_source
     from .tasks import get_task
-    from .training import load_split
 
     task = get_task(task_name)
-    settings = {**dataclasses.asdict(task_args), "labels": getattr(task_args, "labels", None)}
-    if settings.get("predictions_file"):
+    if getattr(task_args, "predictions_file", None):
         raise CatalogError("the gate runs the model on the data; predictions_file cannot be used")
     candidates = parse_candidates(gate_args.candidates)
-    data = task.prepare_data(load_split(data_args.test_data, data_args, data_args.test_split),
-                             task_args.keys, settings["labels"])
+    settings, data = evaluation_data(task, data_args, task_args)
     model_dir, _ = resolve_model_source(model.model)
     if not Path(model_dir).is_dir():
         raise CatalogError(f"the gate needs a local model folder or MLflow model; got {model.model}")
