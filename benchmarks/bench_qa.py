@@ -13,14 +13,14 @@ tokens). One run does three things:
    - ``baseline``: plain transformers the usual way - eager fp32, windows of 384 tokens with a
      stride of 128, every window padded to 384, batches of 8, *only the forward passes timed*
      (tokenisation and answer extraction are free for it);
-   - ``catalog-<backend>``: ``Predictor.predict`` end to end (tokenisation, length-sorted batches
-     padded per batch, the backend's forward pass, answer extraction), for fp32 and each backend,
+   - ``catalog-<backend>``: ``Predictor.predict`` end to end (tokenisation, length-sorted batches cut
+     by ``plan_batches`` and padded per batch, the backend's forward pass, answer extraction), for fp32 and each backend,
      and ``auto``.
 
    Reported: requests/s per method (median over rounds, with min-max) and each catalog method's
    speed-up over the baseline: the median of the per-round ratios, with their min-max.
-3. **Quality on the test split**: SQuAD v2 F1 and EM of fp32 and of ``auto``'s backend, and the
-   difference in points.
+3. **Quality on the test split**: SQuAD v2 F1 and EM of fp32 and of ``auto``'s backend, the
+   difference in points and how many answers differ.
 
 Results are printed and written as JSON (``--output``). Compare ratios across machines, never
 absolute figures.
@@ -101,7 +101,8 @@ def main() -> None:
     record = gate["details"]["gate"]
     print(f"gate (validation, {record['examples']} questions, F1 tolerance {args.tolerance}): "
           + ", ".join(f"{c['backend']} {c['quality_delta_points']:+.2f} pt "
-                      f"{c['speedup']:.2f}x {'kept' if c['passed'] else 'rejected'}"
+                      f"({c['answers_changed']} answers changed) {c['speedup']:.2f}x "
+                      f"{'kept' if c['passed'] else 'rejected'}"
                       for c in record["candidates"]) + f" -> auto = {record['chosen']}")
 
     # 2. speed on mixed-length requests
@@ -137,6 +138,10 @@ def main() -> None:
                               **settings)["metrics"]
         quality[f"catalog-{backend}"] = {k: round(metrics[k], 2) for k in ("exact", "f1")}
     delta = quality["catalog-auto"]["f1"] - quality["catalog-fp32"]["f1"]
+    answers = {backend: [row["prediction"] for row in map(json.loads, (
+        work / f"test-{backend}" / "predictions.jsonl").read_text().splitlines())]
+        for backend in ("fp32", "auto")}
+    changed = sum(a != b for a, b in zip(answers["fp32"], answers["auto"]))
 
     report = {
         "benchmark": "question-answering", "model": str(args.model), "cpu": cpu_description(),
@@ -151,6 +156,7 @@ def main() -> None:
                                        "range": [round(min(r), 2), round(max(r), 2)]}
                                 for name, r in ratios.items()},
         "test_quality": quality, "test_f1_delta_points": round(delta, 2),
+        "test_answers_changed": changed, "test_questions": len(answers["fp32"]),
     }
     print(f"{len(rows)} requests ({windows} baseline windows), {args.rounds} rounds, "
           f"{torch.get_num_threads()} torch threads, {report['cpu']['model']}")
@@ -162,7 +168,7 @@ def main() -> None:
     print(f"auto = {report['auto_backend']}: "
           f"{report['speedup_vs_baseline']['catalog-auto']['median']:.2f}x the baseline; test F1 "
           f"{quality['catalog-auto']['f1']:.2f} vs fp32 {quality['catalog-fp32']['f1']:.2f} "
-          f"({delta:+.2f} points)")
+          f"({delta:+.2f} points; {changed} of {len(answers['fp32'])} answers changed)")
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
 

@@ -7,6 +7,7 @@ how ``auto`` chooses, and the gate's verdicts.
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 import time
@@ -136,15 +137,16 @@ class ScriptedQA(type(get_task("question-answering"))):
     """The QA task with a scripted evaluation: each backend's F1 and time are set by the test,
     so the gate's verdicts can be checked exactly."""
 
-    script = {"fp32": (80.0, 0.08), "int8": (79.0, 0.01), "onnx": (80.0, 0.04),
-              "onnx-int8": (79.6, 0.02)}
+    script = {"fp32": (80.0, 0.08, "abcde"), "int8": (79.0, 0.01, "abxyz"),
+              "onnx": (80.0, 0.04, "abcde"), "onnx-int8": (79.6, 0.02, "abcdz")}
 
     def evaluate(self, predictor, data, out_dir, settings):
         from distilbert_catalog.tasks.base import EvalResult
 
-        f1, seconds = self.script[predictor.backend]
+        f1, seconds, answers = self.script[predictor.backend]
         time.sleep(seconds)
-        return EvalResult(metrics={"f1": f1}, rows=[])
+        return EvalResult(metrics={"f1": f1}, rows=[{"id": i, "prediction": a, "no_answer_prob":
+                                                     random.random()} for i, a in enumerate(answers)])
 
 
 def test_gate_keeps_backends_within_the_tolerance_and_picks_the_fastest(task_models, tmp_path):
@@ -160,6 +162,9 @@ def test_gate_keeps_backends_within_the_tolerance_and_picks_the_fastest(task_mod
     assert rows["onnx-int8"]["passed"] and rows["onnx"]["passed"] and rows["fp32"]["passed"]
     assert rows["onnx-int8"]["speedup"] > rows["onnx"]["speedup"] > 1.0
     assert record["chosen"] == "onnx-int8"  # int8 is faster still, but lost a whole point
+    # answers compared example by example, scores aside
+    assert {b: c["answers_changed"] for b, c in rows.items()} == {
+        "fp32": 0, "int8": 3, "onnx": 0, "onnx-int8": 1}
     assert record["metric"] == "f1" and record["tolerance_points"] == 0.5
     assert record["cpu"]["cores"] >= 1 and record["torch_threads"] >= 1 and record["rounds"] == 3
 
@@ -201,6 +206,17 @@ def test_gate_component_runs_in_a_fresh_process_and_auto_follows_it(task_models,
     expected = reference.predict([{"input_string": t} for t in texts])
     assert [a["label"] for a in body] == [a["label"] for a in expected]
     assert f"backend {chosen}" in log, log[-2000:]
+    # the card of an evaluation of the gated model shows the gate's table
+    import distilbert_catalog as dc
+    from distilbert_catalog.cards import write_card
+
+    dc.evaluate("text-classification", output_dir=tmp_path / "eval",
+                mlflow_model_path=str(mlflow_dir), test_data=str(tmp_path / "data"))
+    card = write_card(tmp_path / "card", evaluation_dir=tmp_path / "eval").read_text()
+    changed = {c["backend"]: c["answers_changed"] for c in gate["candidates"]}
+    assert changed["fp32"] == 0 and changed["onnx"] == 0  # exact backends change no answer
+    for backend, n in changed.items():
+        assert f"| `{backend}` |" in card and f"| {n} of 4 |" in card, card
 
 
 def _tiny_emotion(tmp_path: Path) -> Path:

@@ -92,6 +92,7 @@ def run_gate(model_dir: str | Path, task, data, settings: Mapping[str, Any], *,
                                   onnx_dir=onnx_dir) for name in names}
     seconds: dict[str, list[float]] = {name: [] for name in names}
     quality: dict[str, float] = {}
+    answers: dict[str, list] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(rounds):
             for name, predictor in predictors.items():
@@ -101,13 +102,16 @@ def run_gate(model_dir: str | Path, task, data, settings: Mapping[str, Any], *,
                 result = task.evaluate(predictor, data, out, settings)
                 seconds[name].append(time.perf_counter() - started)
                 quality.setdefault(name, float(result.metrics[task.quality_metric]))
+                answers.setdefault(name, [[row[f] for f in task.answer_fields]
+                                          for row in result.rows])
     reference_time = statistics.median(seconds[REFERENCE])
     rows = []
     for name in names:
         delta = (quality[name] - quality[REFERENCE]) * task.quality_points
         median = statistics.median(seconds[name])
+        changed = sum(a != b for a, b in zip(answers[name], answers[REFERENCE]))
         rows.append({"backend": name, "exact": name in EXACT, "quality": quality[name],
-                     "quality_delta_points": round(delta, 4),
+                     "quality_delta_points": round(delta, 4), "answers_changed": changed,
                      "seconds_median": round(median, 4),
                      "seconds_range": [round(min(seconds[name]), 4),
                                        round(max(seconds[name]), 4)],
@@ -177,5 +181,6 @@ def summary(record: Mapping[str, Any]) -> dict:
     return {"chosen": record["chosen"], "metric": record["metric"],
             "tolerance_points": record["tolerance_points"], "cpu": record["cpu"]["model"],
             "candidates": {c["backend"]: {"quality_delta_points": c["quality_delta_points"],
+                                          "answers_changed": c["answers_changed"],
                                           "speedup": c["speedup"], "passed": c["passed"]}
                            for c in record["candidates"]}}

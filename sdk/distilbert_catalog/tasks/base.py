@@ -75,6 +75,9 @@ class Task(ABC):
     #: unit of it is worth (100 for a 0-1 share; 1 for a 0-100 score such as SQuAD F1)
     quality_metric: str
     quality_points: float = 100.0
+    #: the fields of an evaluation row (:attr:`EvalResult.rows`) that are the model's answer: the
+    #: quality gate counts the examples whose answer a backend changes (scores aside)
+    answer_fields: tuple[str, ...]
     #: the model head, as the ``config.architectures`` suffix it is saved with (e.g.
     #: "ForTokenClassification"); names the ``AutoModel...`` class and tells a plain Hugging
     #: Face model folder's task (``tasks.task_for_config``)

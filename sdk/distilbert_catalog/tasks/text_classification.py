@@ -36,6 +36,7 @@ class TextClassification(LabelledTask):
     }
     default_metric_for_best_model = "accuracy"
     quality_metric = "accuracy"
+    answer_fields = ("predicted",)
 
     # --- data -----------------------------------------------------------------------------
     def prepare_data(self, data: Data, keys: Mapping[str, str], labels: list[str] | None,

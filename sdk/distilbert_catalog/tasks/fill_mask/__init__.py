@@ -51,6 +51,7 @@ class FillMask(Task):
     name = "fill-mask"
     head = "ForMaskedLM"
     quality_metric = "top1_accuracy"
+    answer_fields = ("masks",)  # per mask: the top-k words and the true word's rank
     input_columns = (INPUT,)
     input_aliases = {"text": INPUT, "inputs": INPUT, TEXTS: INPUT}
     params = {

@@ -99,6 +99,7 @@ class QuestionAnswering(Task):
     #: checkpoints are chosen by the window-level span F1 of :meth:`trainer_metrics`
     default_metric_for_best_model = "span_f1"
     quality_metric, quality_points = "f1", 1.0  # SQuAD F1 is already in points (0-100)
+    answer_fields = ("prediction",)
 
     # --- data -----------------------------------------------------------------------------
     def prepare_data(self, data: Data, keys: Mapping[str, Any], labels: list[str] | None) -> Data:

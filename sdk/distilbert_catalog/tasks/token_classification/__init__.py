@@ -77,6 +77,7 @@ class TokenClassification(LabelledTask):
     #: checkpoints are chosen by entity-level F1 on the validation sentences (conlleval)
     default_metric_for_best_model = "f1"
     quality_metric = "f1"  # entity-level, micro
+    answer_fields = ("predicted_tags",)
 
     # --- data -----------------------------------------------------------------------------
     def order_label_names(self, names: set[str]) -> list[str]:
