@@ -165,3 +165,54 @@ def test_head_training_text_excludes_fill_mask_evaluation_data():
     texts = pretrained.head_training_texts()
     assert len(texts) == len(set(texts)) > 1000
     assert not any("<mask>" in t for t in texts)
+
+
+def test_training_masks_only_whole_one_token_words_and_always_as_mask(source):
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    texts = ["The unbelievably quick fox, 12 times!", "Zyzzyva sleeps."]
+    rows = tokenizer(texts)["input_ids"]
+    maskable = [pretrained.maskable_words(ids, tokenizer) for ids in rows]
+    words = [[t for t, ok in zip(tokenizer.convert_ids_to_tokens(ids), m) if ok]
+             for ids, m in zip(rows, maskable)]
+    assert words == [["the", "quick", "fox", "12", "times"], ["sleeps"]]  # no pieces, no [CLS]
+    torch.manual_seed(0)
+    for _ in range(20):
+        batch = pretrained.mask_whole_words(rows, maskable, tokenizer, probability=0.3)
+        chosen = batch["labels"] != -100
+        assert (batch["input_ids"][chosen] == tokenizer.mask_token_id).all()  # never kept/random
+        assert chosen.sum(1).min() >= 1  # every row teaches something
+        for r, ids in enumerate(rows):
+            allowed = torch.zeros(batch["labels"].shape[1], dtype=torch.bool)
+            allowed[:len(ids)] = torch.tensor(maskable[r])
+            assert not (chosen[r] & ~allowed).any()
+            assert batch["labels"][r][chosen[r]].tolist() == \
+                [ids[i] for i in chosen[r].nonzero().flatten().tolist()]
+            assert batch["attention_mask"][r].sum() == len(ids)
+
+
+def test_training_text_sharing_six_words_with_evaluation_data_is_left_out():
+    held_out = pretrained.held_out_texts()
+    assert "Paris is the capital of France." in held_out  # masks filled in
+    kept = pretrained.without_overlap(
+        ["Everyone knows that Paris is the capital of France today.",  # 6 words in a row
+         "Paris is the capital city of France.",  # not 6 in a row
+         "A sentence about nothing in particular at all."], held_out, 6)
+    assert kept == ["Paris is the capital city of France.",
+                    "A sentence about nothing in particular at all."]
+
+
+@pytest.mark.parametrize("whole_word_masks", [True, False])
+def test_training_moves_only_the_mask_row_and_the_head(source, whole_word_masks):
+    model, tokenizer = pretrained.convert(source)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    settings = pretrained.HeadTraining(steps=3, batch_size=2, whole_word_masks=whole_word_masks)
+    torch.manual_seed(0)
+    report = pretrained.train_mlm_weights(model, tokenizer, SENTENCES, settings)
+    assert report["texts"] == 3 and len(report["losses_per_50_steps"]) == 1
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed == {"distilbert.embeddings.word_embeddings.weight", "vocab_transform.weight",
+                       "vocab_transform.bias", "vocab_layer_norm.weight", "vocab_layer_norm.bias",
+                       "vocab_projector.bias", "vocab_projector.weight"}  # tied: the same tensor
+    words = model.distilbert.embeddings.word_embeddings.weight
+    rows = (words != before["distilbert.embeddings.word_embeddings.weight"]).any(1)
+    assert rows.nonzero().flatten().tolist() == [tokenizer.mask_token_id]

