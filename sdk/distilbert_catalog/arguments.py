@@ -95,7 +95,8 @@ class TrainingArgs:
 
 @dataclass
 class EvaluationArgs:
-    batch_size: int = arg(32, "Inference batch size.")
+    batch_size: int = arg(32, "Most rows in one inference batch; length-sorted rows are cut "
+                          "into batches by padding cost, at most 2,048 padded tokens each.")
     backend: Literal[BACKEND_CHOICES] = arg(
         "auto", "Inference backend; auto follows the model's quality-gate record (the fastest "
         "backend that passed on this machine), else fp32 (bf16 where the hardware has it).")
@@ -110,7 +111,8 @@ class GateArgs:
         0.5, "Points of the task's quality metric (QA F1; NER entity F1, accuracy and fill-mask "
         "top-1 in percent) a backend may lose against fp32 and still be kept.")
     rounds: int = arg(3, "Timed rounds per backend, interleaved with the others; medians kept.")
-    batch_size: int = arg(32, "Inference batch size.")
+    batch_size: int = arg(32, "Most rows in one inference batch; length-sorted rows are cut "
+                          "into batches by padding cost, at most 2,048 padded tokens each.")
 
 
 @dataclass
