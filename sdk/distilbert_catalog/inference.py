@@ -11,6 +11,7 @@ gives back one result per feature in the original order. The forward pass is a s
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -44,15 +45,16 @@ def plan_batches(lengths: Sequence[int], max_rows: int, max_tokens: int = MAX_BA
     from 88 to 123 tokens, then one from 128 to 236); this dynamic programme splits a batch exactly
     where the padding saved outweighs one more call. O(len(lengths) * max_rows).
     """
-    best, cut = [0] + [0] * len(lengths), [0] * (len(lengths) + 1)
+    best = [0.0] + [math.inf] * len(lengths)  # best[i]: least cost of the first i rows
+    cut = [0] * (len(lengths) + 1)  # cut[i]: where the last batch of that best plan begins
     for end in range(1, len(lengths) + 1):
-        width, best[end] = lengths[end - 1], None
+        width = lengths[end - 1]
         for begin in range(end - 1, max(0, end - max_rows) - 1, -1):
             rows = end - begin
             if rows > 1 and rows * width > max_tokens:
                 break
             cost = best[begin] + call_cost + rows * width
-            if best[end] is None or cost < best[end]:
+            if cost < best[end]:
                 best[end], cut[end] = cost, begin
     batches, end = [], len(lengths)
     while end:

@@ -342,8 +342,9 @@ def mask_whole_words(rows: list[list[int]], maskable: list[list[bool]], tokenize
         allowed[r, :len(row)] = torch.tensor(ok, dtype=torch.bool)
     draw = torch.rand(ids.shape)
     chosen = allowed & (draw < probability)
-    lowest = torch.where(allowed, draw, 2.0).argmin(dim=1, keepdim=True)  # one for short rows
-    chosen.scatter_(1, lowest, allowed.gather(1, lowest) | chosen.gather(1, lowest))
+    # and each row's lowest draw, so that a short row still teaches one word
+    lowest = torch.where(allowed, draw, 2.0).argmin(dim=1, keepdim=True)
+    chosen.scatter_(1, lowest, allowed.gather(1, lowest))
     labels = torch.where(chosen, ids, -100)
     return {"input_ids": ids.masked_fill(chosen, tokenizer.mask_token_id), "labels": labels,
             "attention_mask": (torch.arange(width) < torch.tensor([len(r) for r in rows])
