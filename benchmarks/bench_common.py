@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import json
-import platform
 import random
 import statistics
 import time
@@ -27,13 +26,9 @@ JOIN = [1, 1, 1, 2, 2, 3, 4, 6]
 
 
 def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    from distilbert_catalog.quality_gate import cpu_description
+
+    return cpu_description()["model"]
 
 
 def machine() -> dict:

@@ -55,7 +55,8 @@ def cpu_description() -> dict[str, Any]:
     model = next((line.split(":", 1)[1].strip() for line in _cpuinfo().splitlines()
                   if line.startswith("model name")), platform.processor() or platform.machine())
     simd = sorted(f for f in cpu_flags() if f.startswith(("avx", "amx")) or f == "fma")
-    return {"model": model, "cores": len(os.sched_getaffinity(0)), "simd": simd}
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"model": model, "cores": cores, "simd": simd}
 
 
 def _cpuinfo() -> str:
@@ -101,9 +102,9 @@ def run_gate(model_dir: str | Path, task, data, settings: Mapping[str, Any], *,
                 started = time.perf_counter()
                 result = task.evaluate(predictor, data, out, settings)
                 seconds[name].append(time.perf_counter() - started)
-                quality.setdefault(name, float(result.metrics[task.quality_metric]))
-                answers.setdefault(name, [[row[f] for f in task.answer_fields]
-                                          for row in result.rows])
+                if round_ == 0:  # later rounds only time the same answers again
+                    quality[name] = float(result.metrics[task.quality_metric])
+                    answers[name] = [[row[f] for f in task.answer_fields] for row in result.rows]
     reference_time = statistics.median(seconds[REFERENCE])
     rows = []
     for name in names:
