@@ -91,6 +91,10 @@ class TrainingArgs:
         None, "A Trainer checkpoint folder (or a folder of checkpoint-N folders) to resume from.",
         "uri_folder")
     save_total_limit: int = arg(1, "How many checkpoints to keep.")
+    quantization_aware: bool = arg(
+        False, "Fine-tune through the int8 backends' rounding (int8 weights per channel, uint8 "
+        "inputs per batch, on the encoder's Linear layers), so that int8 serving gives the "
+        "trained model's answers; the saved model stays float.")
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from .errors import CatalogError, DataError
 from .metrics_file import write_metrics
 from .modeling import resolve_model_source, weights_source
 from .precision import default_device, resolve_precision
+from .qat import quantization_aware
 from .tasks import get_task
 from .tracking import configure_tracking, log_flat
 
@@ -145,13 +147,14 @@ def finetune(task_name: str, model: ModelArgs, data: FinetuneDataArgs, task_args
               "validation_examples": len(validation) if validation is not None else 0}
     with mlflow.start_run(nested=mlflow.active_run() is not None):
         mlflow.set_tags({"task": task.name, "stage": "finetune"})
-        output = trainer.train(resume_from_checkpoint=resolve_checkpoint(
-            training.resume_from_checkpoint))
-        metrics = {k: float(v) for k, v in output.metrics.items()
-                   if isinstance(v, (int, float))}
-        if has_eval:
-            metrics |= {k: float(v) for k, v in trainer.evaluate().items()
-                        if isinstance(v, (int, float))}
+        with quantization_aware(net.base_model) if training.quantization_aware else nullcontext():
+            output = trainer.train(resume_from_checkpoint=resolve_checkpoint(
+                training.resume_from_checkpoint))
+            metrics = {k: float(v) for k, v in output.metrics.items()
+                       if isinstance(v, (int, float))}
+            if has_eval:  # with quantization_aware, these are the int8 backends' metrics
+                metrics |= {k: float(v) for k, v in trainer.evaluate().items()
+                            if isinstance(v, (int, float))}
         trainer.save_model(str(model_dir))
         log_flat(metrics, "final.")
         write_metrics(metrics_dir, task=task.name, stage="finetune", model=model.model,
