@@ -98,6 +98,26 @@ def test_onnx_hidden_states_match_pytorch_on_padded_batches(task_models, tmp_pat
     assert float((got[keep] - expected[keep]).abs().max()) <= EXPORT_TOLERANCE
 
 
+def test_served_graphs_keep_add_and_layer_norm_apart(task_models, tmp_path):
+    """SkipLayerNormalization is slow on AVX2 CPUs: neither the export nor the session fuses it,
+    while the fusions that pay (attention, bias-GELU, embeddings) are there."""
+    import onnx
+    import onnxruntime as ort
+
+    from distilbert_catalog.backends import ONNX_FILES, SLOW_FUSIONS
+
+    model = get_task("fill-mask").model_class().from_pretrained(task_models["fill-mask"]).eval()
+    apply_backend(model, "onnx-int8", onnx_dir=tmp_path)
+    for backend, name in ONNX_FILES.items():
+        options = ort.SessionOptions()
+        options.optimized_model_filepath = str(tmp_path / f"served-{name}")
+        ort.InferenceSession(str(tmp_path / name), options, providers=["CPUExecutionProvider"],
+                             disabled_optimizers=list(SLOW_FUSIONS))
+        ops = {n.op_type for n in onnx.load(tmp_path / f"served-{name}").graph.node}
+        assert "SkipLayerNormalization" not in ops and "LayerNormalization" in ops, backend
+        assert {"BiasGelu"} <= ops and ops & {"Attention", "QAttention"}, backend
+
+
 def test_bf16_is_refused_where_the_cpu_only_emulates_it(monkeypatch):
     import distilbert_catalog.backends as backends
 
