@@ -66,3 +66,21 @@ def test_bench_finetune_reports_speed_and_accuracy(tmp_path):
     assert result["catalog"]["ratio_median"] > 0
     for method in ("catalog", "hf-max-length"):
         assert 0 <= result[method]["test_accuracy"][0] <= 1
+
+
+def test_bench_qa_reports_every_backend_against_the_baseline(tiny_model, tmp_path):
+    """The speed issue's QA benchmark end to end: gate, interleaved rounds, test-split F1."""
+    from distilbert_catalog.tiny import with_task_head
+
+    model = with_task_head(tiny_model, "question-answering", tmp_path / "qa")
+    out = tmp_path / "qa.json"
+    run_script("bench_qa.py", "--model", str(model), "--requests", "4", "--rounds", "1",
+               "--output", str(out))
+    report = json.loads(out.read_text())
+    candidates = {c["backend"] for c in report["gate"]["candidates"]}
+    assert set(report["speedup_vs_baseline"]) == {f"catalog-{b}" for b in candidates | {"auto"}}
+    assert report["auto_backend"] == report["gate"]["chosen"]
+    tokens = report["catalog_tokens"]
+    assert 0 < tokens["real"] <= tokens["padded"] < report["baseline_positions"]
+    assert report["baseline_positions"] == 384 * report["baseline_windows"]
+    assert report["test_questions"] == 84 and "test_f1_delta_points" in report
