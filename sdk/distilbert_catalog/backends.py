@@ -14,7 +14,8 @@ backend        what runs the encoder                                            
 ``int8``       PyTorch dynamic int8 quantisation of the encoder's Linear layers       no
 ``onnx``       ONNX Runtime, float32, with its transformer fusions (attention,        yes
                bias-GELU, embeddings; not skip-LayerNorm, see SLOW_FUSIONS)
-``onnx-int8``  the fused ONNX graph with per-channel dynamic int8 weights             no
+``onnx-int8``  the fused ONNX graph with per-channel dynamic int8 weights on 7 bits  no
+               (see quantize_int8)
 =============  =====================================================================  ========
 
 "exact" backends give fp32's numbers up to float rounding (checked at export: hidden states
