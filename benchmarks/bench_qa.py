@@ -104,6 +104,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--tolerance", type=float, default=0.5)
+    parser.add_argument("--gate-rounds", type=int, default=3, help="the gate's timed rounds")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--output", default="benchmarks/results/qa.json")
     args = parser.parse_args()
@@ -118,7 +119,8 @@ def main() -> None:
     source = {"mlflow_model_path" if (Path(args.model) / "MLmodel").exists()
               else "pytorch_model_path": args.model}
     gate = dc.gate(task.name, output_dir=work, **source, test_data=str(data),
-                   test_split="validation", tolerance=args.tolerance, **settings)
+                   test_split="validation", tolerance=args.tolerance, rounds=args.gate_rounds,
+                   **settings)
     gated = work / "mlflow_model_folder"
     record = gate["details"]["gate"]
     print(f"gate (validation, {record['examples']} questions, F1 tolerance {args.tolerance}): "

@@ -75,7 +75,7 @@ def test_bench_qa_reports_every_backend_against_the_baseline(tiny_model, tmp_pat
     model = with_task_head(tiny_model, "question-answering", tmp_path / "qa")
     out = tmp_path / "qa.json"
     run_script("bench_qa.py", "--model", str(model), "--requests", "4", "--rounds", "1",
-               "--output", str(out))
+               "--gate-rounds", "1", "--output", str(out))
     report = json.loads(out.read_text())
     candidates = {c["backend"] for c in report["gate"]["candidates"]}
     assert set(report["speedup_vs_baseline"]) == {f"catalog-{b}" for b in candidates | {"auto"}}

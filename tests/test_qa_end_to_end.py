@@ -34,7 +34,7 @@ if FULL:
     QA_SETTINGS, QA_TRAINING = FULL_SETTINGS, FULL_TRAINING
 else:  # short windows and a few steps keep training inside the suite's time budget
     QA_SETTINGS = {"max_seq_length": 256, "doc_stride": 64}
-    QA_TRAINING = {"max_steps": 12, "learning_rate": 1e-4, "per_device_train_batch_size": 16,
+    QA_TRAINING = {"max_steps": 4, "learning_rate": 1e-4, "per_device_train_batch_size": 8,
                    "warmup_ratio": 0.1, "seed": 42}
 needs_full_training = pytest.mark.skipif(
     not FULL, reason="answer quality needs the full fine-tune (~21 minutes on two CPU cores); "
