@@ -1,14 +1,16 @@
 """Quantisation-aware fine-tuning: train the model that the int8 backends will serve.
 
-The ``int8`` and ``onnx-int8`` backends (:mod:`distilbert_catalog.backends`) run every Linear
-layer of the encoder with per-output-channel symmetric int8 weights and its input quantised on
-the fly to uint8 with one scale per call (the min-max of the whole padded batch). On a model
-fine-tuned in float, those rounding errors flip a few near-tie answers (see the README's QA
-benchmark). With ``quantization_aware`` on, fine-tuning runs the encoder's Linear layers through
-the same rounding (*fake quantisation*: quantise, then dequantise, in float), with gradients
-passed straight through the rounding, so the weights it finds are ones whose int8 answers are
-its float answers. What is saved is still an ordinary float model: fp32 serves it exactly, and
-the gate measures the int8 backends against that fp32, as for any model.
+The ``onnx-int8`` backend (:mod:`distilbert_catalog.backends`) runs every Linear layer of the
+encoder (the attention projections inside its fused attention too) with per-output-channel
+symmetric 7-bit weights and its input quantised on the fly to uint8 with one scale per call (the
+min-max of the whole padded batch); PyTorch's ``int8`` backend rounds alike, with one weight scale
+per layer. On a model fine-tuned in float, those rounding errors flip a few near-tie answers (see
+the README's QA benchmark). With ``quantization_aware`` on, fine-tuning runs the encoder's Linear
+layers through ``onnx-int8``'s rounding (*fake quantisation*: quantise, then dequantise, in
+float), with gradients passed straight through the rounding, so the weights it finds are ones
+whose int8 answers are its float answers. (The int8 word-embedding table of ``onnx-int8`` is not
+simulated.) What is saved is still an ordinary float model: fp32 serves it exactly, and the gate
+measures the int8 backends against that fp32, as for any model.
 """
 
 from __future__ import annotations

@@ -152,7 +152,7 @@ def finetune(task_name: str, model: ModelArgs, data: FinetuneDataArgs, task_args
                 training.resume_from_checkpoint))
             metrics = {k: float(v) for k, v in output.metrics.items()
                        if isinstance(v, (int, float))}
-            if has_eval:  # with quantization_aware, these are the int8 backends' metrics
+            if has_eval:  # with quantization_aware: the int8-simulated model's metrics
                 metrics |= {k: float(v) for k, v in trainer.evaluate().items()
                             if isinstance(v, (int, float))}
         trainer.save_model(str(model_dir))
