@@ -80,7 +80,8 @@ def test_quantization_aware_switches_the_encoder_only_and_restores_it(tiny_model
     from transformers import AutoModelForSequenceClassification
 
     model = AutoModelForSequenceClassification.from_pretrained(tiny_model, num_labels=3).eval()
-    ids = torch.randint(5, model.config.vocab_size, (2, 9), generator=torch.Generator().manual_seed(1))
+    ids = torch.randint(5, model.config.vocab_size, (2, 9),
+                        generator=torch.Generator().manual_seed(1))
     keys = list(model.state_dict())
     with torch.no_grad():
         before = model(input_ids=ids).logits

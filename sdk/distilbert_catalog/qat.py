@@ -4,13 +4,14 @@ The ``onnx-int8`` backend (:mod:`distilbert_catalog.backends`) runs every Linear
 encoder (the attention projections inside its fused attention too) with per-output-channel
 symmetric 7-bit weights and its input quantised on the fly to uint8 with one scale per call (the
 min-max of the whole padded batch); PyTorch's ``int8`` backend rounds otherwise (7-bit inputs,
-8-bit weights with one scale per layer). On a model fine-tuned in float, those rounding errors flip a few near-tie answers (see
-the README's QA benchmark). With ``quantization_aware`` on, fine-tuning runs the encoder's Linear
-layers through ``onnx-int8``'s rounding (*fake quantisation*: quantise, then dequantise, in
-float), with gradients passed straight through the rounding, so the weights it finds are ones
-whose int8 answers are its float answers. (The int8 word-embedding table of ``onnx-int8`` is not
-simulated.) What is saved is still an ordinary float model: fp32 serves it exactly, and the gate
-measures the int8 backends against that fp32, as for any model.
+8-bit weights with one scale per layer). On a model fine-tuned in float, those rounding errors
+flip a few near-tie answers (see the README's QA benchmark). With ``quantization_aware`` on,
+fine-tuning runs the encoder's Linear layers through ``onnx-int8``'s rounding (*fake
+quantisation*: quantise, then dequantise, in float), with gradients passed straight through the
+rounding, so the weights it finds are ones whose int8 answers are its float answers. (The int8
+word-embedding table of ``onnx-int8`` is not simulated.) What is saved is still an ordinary float
+model: fp32 serves it exactly, and the gate measures the int8 backends against that fp32, as for
+any model.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ ACTIVATION_MAX = 255
 
 
 def fake_quantize_weight(weight: torch.Tensor) -> torch.Tensor:
-    """``weight`` rounded to int8 with one symmetric scale per output channel (row)."""
+    """``weight`` rounded to the levels -64..64, one symmetric scale per output channel (row)."""
     with torch.no_grad():
         scale = (weight.abs().amax(dim=1) / WEIGHT_LEVELS).clamp_min(1e-12).float()
         zero = torch.zeros_like(scale, dtype=torch.int32)
