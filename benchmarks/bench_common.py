@@ -25,17 +25,15 @@ RESULTS = Path(__file__).resolve().parent / "results"
 JOIN = [1, 1, 1, 2, 2, 3, 4, 6]
 
 
-def cpu_name() -> str:
-    from distilbert_catalog.quality_gate import cpu_description
-
-    return cpu_description()["model"]
-
-
 def machine() -> dict:
+    """Where the figures were measured: CPU model and ISA features, runtimes' versions, threads
+    (:func:`distilbert_catalog.hardware.cpu_description`) and the load at the end of the run."""
     import os
 
-    return {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "load_average": list(os.getloadavg()), "torch": torch.__version__}
+    from distilbert_catalog.hardware import cpu_description
+
+    return {"cpu": cpu_description(), "torch_threads": torch.get_num_threads(),
+            "load_average": list(os.getloadavg())}
 
 
 def sample_sentences(task: str) -> list[str]:
@@ -134,8 +132,12 @@ def print_summary(summary: dict, baseline: str, unit: str) -> None:
 def write_result(result: dict, output: str | Path | None, name: str) -> Path:
     path = Path(output) if output else RESULTS / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**result, "machine": machine()}, indent=2) + "\n")
-    print(f"results: {path}")
+    from distilbert_catalog.hardware import describe
+
+    where = machine()
+    path.write_text(json.dumps({**result, "machine": where}, indent=2) + "\n")
+    print(f"measured on {describe(where['cpu'])}, {where['torch_threads']} thread(s), torch "
+          f"{where['cpu']['torch']}, ONNX Runtime {where['cpu']['onnxruntime']}\nresults: {path}")
     return path
 
 

@@ -100,15 +100,18 @@ def hf_trainer(base: Path, out: Path, recipe: dict, *, padding: str) -> dict:
     return {"model_dir": out / "model", "metrics": metrics}
 
 
-def catalog(base: Path, out: Path, recipe: dict) -> dict:
+def catalog(base: Path, out: Path, recipe: dict, precision: str = "fp32") -> dict:
     import distilbert_catalog as dc
+    from distilbert_catalog.metrics_file import read_metrics
     from distilbert_catalog.samples import sample_dir
 
     result = dc.finetune("text-classification", output_dir=out, model_name=str(base),
                          train_data=str(sample_dir() / "emotion"),
                          label_names=",".join(label_names("text-classification")),
-                         max_seq_length=MAX_LENGTH, precision="fp32", **recipe)
-    return {"model_dir": result.model_dir, "metrics": result.metrics}
+                         max_seq_length=MAX_LENGTH, precision=precision, **recipe)
+    config = read_metrics(result.metrics_dir)["config"]
+    return {"model_dir": result.model_dir, "metrics": result.metrics,
+            "precision": config["precision_resolved"], "precision_reason": config["precision_reason"]}
 
 
 def test_accuracy(model_dir: Path) -> float:
@@ -134,6 +137,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--tiny", action="store_true",
                         help="the tiny random DistilBERT (mechanics only: accuracy means nothing)")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also time the catalog forced to bf16 (to check auto's choice)")
     parser.add_argument("--levers", action="store_true",
                         help="also time hf-dynamic (no length grouping) and the catalog on "
                              "every core")
@@ -146,7 +151,12 @@ def main() -> None:
     all_cores = len(os.sched_getaffinity(0))  # the cores this process may run on
     methods = {"hf-max-length": lambda base, out: hf_trainer(base, out, recipe,
                                                              padding="max_length"),
-               "catalog": lambda base, out: catalog(base, out, recipe)}
+               "catalog": lambda base, out: catalog(base, out, recipe),
+               # precision: auto measures bf16 against fp32 on this machine; it must never be
+               # slower than the fp32 run above by more than noise
+               "catalog-auto": lambda base, out: catalog(base, out, recipe, "auto")}
+    if args.bf16:
+        methods["catalog-bf16"] = lambda base, out: catalog(base, out, recipe, "bf16")
     if args.levers:
         methods["hf-dynamic"] = lambda base, out: hf_trainer(base, out, recipe, padding="dynamic")
         if all_cores != args.threads:
@@ -180,12 +190,17 @@ def main() -> None:
                        "train_runtime_s": m["train_runtime"], "wall_s": wall,
                        "validation_accuracy": m["eval_accuracy"],
                        "test_accuracy": test_accuracy(out["model_dir"])}
+                if "precision" in out:
+                    run |= {"precision": out["precision"],
+                            "precision_reason": out["precision_reason"]}
                 runs[name].append(run)
                 print(f"round {r + 1} (seed {recipe['seed']}) {name}: "
                       f"{run['train_samples_per_second']:.2f} samples/s "
                       f"(train() {run['train_runtime_s']:.0f} s, call {wall:.0f} s), accuracy "
                       f"validation {run['validation_accuracy']:.3f}, test "
-                      f"{run['test_accuracy']:.3f}", flush=True)
+                      f"{run['test_accuracy']:.3f}"
+                      + (f", precision {run['precision']}" if "precision" in run else ""),
+                      flush=True)
 
     baseline = "hf-max-length"
     summary = {}
@@ -205,6 +220,14 @@ def main() -> None:
                       "test_points_vs_baseline": [
                           100 * (x["test_accuracy"] - b["test_accuracy"])
                           for x, b in zip(rs, runs[baseline])]}
+        if "precision" in rs[0]:
+            entry |= {"precision": sorted({x["precision"] for x in rs}),
+                      "precision_reason": rs[0]["precision_reason"]}
+        if name != "catalog" and name.startswith("catalog-") and "precision" in rs[0]:
+            vs_fp32 = [a / b["train_samples_per_second"] for a, b in zip(speed, runs["catalog"])]
+            entry |= {"ratio_vs_catalog_fp32_median": statistics.median(vs_fp32),
+                      "ratio_vs_catalog_fp32_min": min(vs_fp32),
+                      "ratio_vs_catalog_fp32_max": max(vs_fp32)}
         summary[name] = entry
 
     model = "tiny random DistilBERT" if args.tiny else "pretrained offline DistilBERT (384 wide)"
@@ -222,6 +245,10 @@ def main() -> None:
             line += (f"; ratio {e['ratio_median']:.2f}x (per round {e['ratio_min']:.2f}-"
                      f"{e['ratio_max']:.2f}), test "
                      f"{[round(v, 1) for v in e['test_points_vs_baseline']]} points vs baseline")
+        if "ratio_vs_catalog_fp32_median" in e:
+            line += (f"; vs catalog fp32 {e['ratio_vs_catalog_fp32_median']:.2f}x ("
+                     f"{e['ratio_vs_catalog_fp32_min']:.2f}-{e['ratio_vs_catalog_fp32_max']:.2f}), "
+                     f"precision {'/'.join(e['precision'])}: {e['precision_reason']}")
         print(line)
     write_result({"benchmark": "bench_finetune", "task": "text-classification",
                   "data": "bundled emotion sample (480 train, 60 validation, 102 test)",

@@ -42,7 +42,7 @@ import torch
 
 import distilbert_catalog as dc
 from distilbert_catalog.mlflow_model import load_predictor
-from distilbert_catalog.quality_gate import cpu_description
+from distilbert_catalog.hardware import cpu_description
 from distilbert_catalog.samples import sample_dir
 from distilbert_catalog.tasks import get_task
 

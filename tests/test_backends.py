@@ -19,6 +19,7 @@ import torch
 from distilbert_catalog.backends import (BACKENDS, EXPORT_TOLERANCE, apply_backend,
                                          resolve_backend, unavailable)
 from distilbert_catalog.errors import CatalogError
+from distilbert_catalog.hardware import FLAGS_ENV, SIMULATED_KINDS, cpu_description
 from distilbert_catalog.inference import Predictor
 from distilbert_catalog.tasks import get_task
 from tests.conftest import REPO
@@ -49,6 +50,7 @@ def request_rows(task: str) -> list[dict]:
     return [dict(zip(columns, values)) for values in zip(*request.values())]
 
 
+@pytest.mark.cpu_sensitive
 @pytest.mark.parametrize("task", TASKS)
 def test_onnx_answers_equal_fp32_and_lossy_backends_answer_in_shape(task, task_models, tmp_path):
     """The exact backends give fp32's answers; int8 ones give answers of the same shape."""
@@ -79,6 +81,7 @@ def _close(a, b, tol=1e-4):
     return a == b
 
 
+@pytest.mark.cpu_sensitive
 def test_onnx_hidden_states_match_pytorch_on_padded_batches(task_models, tmp_path):
     from transformers import AutoModel
 
@@ -119,13 +122,11 @@ def test_served_graphs_keep_add_and_layer_norm_apart(task_models, tmp_path):
 
 
 def test_bf16_is_refused_where_the_cpu_only_emulates_it(monkeypatch):
-    import distilbert_catalog.backends as backends
-
-    monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setenv(FLAGS_ENV, "avx2")
     assert "emulate" in unavailable("bf16", "cpu")
     with pytest.raises(CatalogError, match="bf16 cannot run here.*emulate"):
         resolve_backend("bf16", "cpu")
-    monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setenv(FLAGS_ENV, "avx512-vnni-bf16")
     assert unavailable("bf16", "cpu") is None
 
 
@@ -134,23 +135,50 @@ def test_unknown_backend_names_the_valid_ones():
         resolve_backend("fp8")
 
 
-def gate_record(**speedups_and_verdicts) -> dict:
-    return {"candidates": [{"backend": name, "speedup": speedup, "passed": passed}
+def gate_record(cpu: dict | None = None, **speedups_and_verdicts) -> dict:
+    return {"cpu": cpu or cpu_description(),
+            "candidates": [{"backend": name, "speedup": speedup, "passed": passed}
                            for name, (speedup, passed) in speedups_and_verdicts.items()]}
 
 
-def test_auto_serves_the_fastest_backend_that_passed(monkeypatch):
-    import distilbert_catalog.backends as backends
+@pytest.mark.parametrize("kind", sorted(SIMULATED_KINDS))
+def test_auto_without_a_gate_record_serves_exact_fp32_on_every_cpu(monkeypatch, kind):
+    """Never from flags: an AVX512-BF16 Xeon without AMX ran bf16 1.2-1.4x slower than fp32."""
+    monkeypatch.setenv(FLAGS_ENV, kind)
+    assert resolve_backend("auto", "cpu", None) == "fp32"
 
-    monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: False)
+
+@pytest.mark.parametrize("kind", sorted(SIMULATED_KINDS))
+def test_auto_serves_the_fastest_backend_that_passed(monkeypatch, kind):
+    monkeypatch.setenv(FLAGS_ENV, kind)
     record = gate_record(fp32=(1.0, True), int8=(2.6, False), onnx=(1.8, True),
                          **{"onnx-int8": (2.3, True), "bf16": (3.0, True)})
-    # int8 failed the gate and bf16 cannot run on this CPU: the fastest left is onnx-int8
-    assert resolve_backend("auto", "cpu", record) == "onnx-int8"
+    # int8 failed the gate; bf16 passed and is fastest where the CPU runs it natively
+    expected = "onnx-int8" if unavailable("bf16") else "bf16"
+    assert expected == ("onnx-int8" if kind in ("avx2", "avx512") else "bf16")
+    assert resolve_backend("auto", "cpu", record) == expected
     assert resolve_backend("auto", "cpu", gate_record(fp32=(1.0, True), int8=(1.4, False))) \
         == "fp32"
-    assert resolve_backend("auto", "cpu", None) == "fp32"  # no gate: the reference precision
     assert resolve_backend("int8", "cpu", record) == "int8"  # an explicit choice is kept
+
+
+def test_a_gate_record_from_another_cpu_kind_is_ignored(monkeypatch, caplog):
+    monkeypatch.setenv(FLAGS_ENV, "avx2")
+    measured_on_avx2 = gate_record(**{"fp32": (1.0, True), "onnx-int8": (2.3, True)})
+    assert resolve_backend("auto", "cpu", measured_on_avx2) == "onnx-int8"
+    monkeypatch.setenv(FLAGS_ENV, "avx512-vnni-bf16")  # same model name, other features
+    with caplog.at_level("WARNING", logger="distilbert_catalog.backends"):
+        assert resolve_backend("auto", "cpu", measured_on_avx2) == "fp32"
+    assert "measured on" in caplog.text and "[avx2]" in caplog.text
+    other_model = gate_record(cpu={**cpu_description(), "model": "Some Other CPU"},
+                              **{"fp32": (1.0, True), "onnx-int8": (2.3, True)})
+    assert resolve_backend("auto", "cpu", other_model) == "fp32"
+    # records written before ISA features were named list the raw flags instead
+    legacy = gate_record(cpu={"model": cpu_description()["model"], "cores": 2,
+                              "simd": sorted(SIMULATED_KINDS["avx512-vnni-bf16"])},
+                         **{"fp32": (1.0, True), "onnx": (1.2, True)})
+    assert resolve_backend("auto", "cpu", legacy) == "onnx"
+    assert resolve_backend("auto", "cpu", {"candidates": legacy["candidates"]}) == "fp32"
 
 
 class ScriptedQA(type(get_task("question-answering"))):
@@ -158,7 +186,8 @@ class ScriptedQA(type(get_task("question-answering"))):
     so the gate's verdicts can be checked exactly."""
 
     script = {"fp32": (80.0, 0.08, "abcde"), "int8": (79.0, 0.01, "abxyz"),
-              "onnx": (80.0, 0.04, "abcde"), "onnx-int8": (79.6, 0.02, "abcdz")}
+              "onnx": (80.0, 0.04, "abcde"), "onnx-int8": (79.6, 0.02, "abcdz"),
+              "bf16": (80.0, 0.12, "abcde")}
 
     def evaluate(self, predictor, data, out_dir, settings):
         from distilbert_catalog.tasks.base import EvalResult
@@ -169,24 +198,44 @@ class ScriptedQA(type(get_task("question-answering"))):
                                                      random.random()} for i, a in enumerate(answers)])
 
 
-def test_gate_keeps_backends_within_the_tolerance_and_picks_the_fastest(task_models, tmp_path):
+def test_gate_keeps_backends_within_the_tolerance_and_picks_the_fastest(task_models, tmp_path,
+                                                                        monkeypatch):
     from distilbert_catalog.quality_gate import run_gate
 
+    monkeypatch.setenv(FLAGS_ENV, "avx512-vnni-bf16")  # a CPU with bf16 instructions
     record = run_gate(task_models["question-answering"], ScriptedQA(), data=[{}] * 5,
-                      settings={}, candidates=["int8", "onnx", "onnx-int8"], tolerance=0.5,
-                      rounds=3, onnx_dir=tmp_path)
+                      settings={}, candidates=["int8", "onnx", "onnx-int8", "bf16"],
+                      tolerance=0.5, rounds=3, onnx_dir=tmp_path)
     rows = {c["backend"]: c for c in record["candidates"]}
-    assert [c["backend"] for c in record["candidates"]] == ["fp32", "int8", "onnx", "onnx-int8"]
+    assert [c["backend"] for c in record["candidates"]] == [
+        "fp32", "int8", "onnx", "onnx-int8", "bf16"]
     assert rows["int8"]["quality_delta_points"] == -1.0 and not rows["int8"]["passed"]
+    assert rows["int8"]["verdict"] == "lost 1.00 points (more than 0.5)"
+    # as exact as fp32 but slower: no candidate at all
+    assert rows["bf16"]["quality_delta_points"] == 0 and rows["bf16"]["speedup"] < 1.0
+    assert not rows["bf16"]["passed"] and rows["bf16"]["verdict"].startswith("not faster than fp32")
     assert rows["onnx-int8"]["quality_delta_points"] == pytest.approx(-0.4)
     assert rows["onnx-int8"]["passed"] and rows["onnx"]["passed"] and rows["fp32"]["passed"]
     assert rows["onnx-int8"]["speedup"] > rows["onnx"]["speedup"] > 1.0
     assert record["chosen"] == "onnx-int8"  # int8 is faster still, but lost a whole point
     # answers compared example by example, scores aside
     assert {b: c["answers_changed"] for b, c in rows.items()} == {
-        "fp32": 0, "int8": 3, "onnx": 0, "onnx-int8": 1}
+        "fp32": 0, "int8": 3, "onnx": 0, "onnx-int8": 1, "bf16": 0}
     assert record["metric"] == "f1" and record["tolerance_points"] == 0.5
-    assert record["cpu"]["cores"] >= 1 and record["torch_threads"] >= 1 and record["rounds"] == 3
+    assert record["cpu"] == cpu_description() and record["cpu"]["isa"] == [
+        "avx2", "avx512", "vnni", "avx512_bf16"]
+    assert record["torch_threads"] >= 1 and record["rounds"] == 3
+
+
+def test_gate_records_bf16_as_unavailable_where_it_is_only_emulated(task_models, tmp_path,
+                                                                     monkeypatch):
+    from distilbert_catalog.quality_gate import run_gate
+
+    monkeypatch.setenv(FLAGS_ENV, "avx2")
+    record = run_gate(task_models["question-answering"], ScriptedQA(), data=[{}] * 5,
+                      settings={}, candidates=["bf16", "onnx"], rounds=1, onnx_dir=tmp_path)
+    assert [c["backend"] for c in record["candidates"]] == ["fp32", "onnx"]
+    assert "emulate" in record["unavailable"]["bf16"] and record["cpu"]["isa"] == ["avx2"]
 
 
 def test_gate_component_runs_in_a_fresh_process_and_auto_follows_it(task_models, tmp_path):
@@ -252,7 +301,8 @@ def _tiny_emotion(tmp_path: Path) -> Path:
     return folder
 
 
-def test_every_backend_has_a_reason_or_runs():
-    for name in BACKENDS:
-        reason = unavailable(name, "cpu")
-        assert reason is None or isinstance(reason, str) and reason
+@pytest.mark.parametrize("kind", sorted(SIMULATED_KINDS))
+def test_every_backend_runs_on_every_cpu_kind_but_bf16_needs_it_native(monkeypatch, kind):
+    monkeypatch.setenv(FLAGS_ENV, kind)
+    refused = {name: reason for name in BACKENDS if (reason := unavailable(name, "cpu"))}
+    assert list(refused) == ([] if "bf16" in kind or kind == "amx" else ["bf16"])

@@ -16,6 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from distilbert_catalog.hardware import isa_features
+from distilbert_catalog.precision import bf16_unavailable
+
 from tests.conftest import REPO
 
 BENCHMARKS = REPO / "benchmarks"
@@ -62,10 +65,19 @@ def test_bench_server_memory_reads_the_server_tree(tiny_heads, tmp_path):
 def test_bench_finetune_reports_speed_and_accuracy(tmp_path):
     out = tmp_path / "result.json"
     run_script("bench_finetune.py", "--tiny", "--max-steps", "2", "--output", str(out))
-    result = json.loads(out.read_text())["results"]
+    report = json.loads(out.read_text())
+    result = report["results"]
     assert result["catalog"]["ratio_median"] > 0
-    for method in ("catalog", "hf-max-length"):
+    for method in ("catalog", "hf-max-length", "catalog-auto"):
         assert 0 <= result[method]["test_accuracy"][0] <= 1
+    # precision: auto is timed against the catalog in fp32 and says what it chose and why
+    assert result["catalog"]["precision"] == ["fp32"]
+    auto = result["catalog-auto"]
+    # measured where the CPU has bf16 instructions (either verdict), fp32 unmeasured elsewhere
+    assert auto["precision"] in ([["fp32"]] if bf16_unavailable("cpu") else [["fp32"], ["bf16"]])
+    assert auto["precision_reason"].startswith("auto")
+    assert auto["ratio_vs_catalog_fp32_median"] > 0
+    assert report["machine"]["cpu"]["isa"] == isa_features()
 
 
 def test_bench_qa_reports_every_backend_against_the_baseline(tiny_model, tmp_path):

@@ -59,8 +59,8 @@ def test_predictor_answers_in_input_order_whatever_the_batches(emotion_model):
     texts = ["ok", "i feel so happy " * 30, "scared", "i am terrified of the dark night " * 8,
              "joy", "i feel delighted and cheerful and glad today"]
     rows = [{"input_string": t} for t in texts]
-    one_by_one = dc.load_model(emotion_model.mlflow_model_dir, batch_size=1)
-    planned = dc.load_model(emotion_model.mlflow_model_dir, batch_size=32)
+    one_by_one = dc.load_model(emotion_model.mlflow_model_dir, batch_size=1, backend="fp32")
+    planned = dc.load_model(emotion_model.mlflow_model_dir, batch_size=32, backend="fp32")
     single = [one_by_one.predict([row], {"top_k": 2})[0] for row in rows]
     together = planned.predict(rows, {"top_k": 2})
     assert [[a["label"] for a in answer] for answer in together] == \

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import MISSING, dataclass, field
 from typing import Literal, Optional
 
-from .precision import BACKEND_CHOICES
+from .precision import BACKEND_CHOICES, BF16_MIN_SPEEDUP
 
 
 def arg(default, help: str, azure_type: str | None = None):
@@ -81,7 +81,9 @@ class TrainingArgs:
         "linear", "Learning-rate schedule.")
     seed: int = arg(42, "Random seed for initialisation and data order.")
     precision: Literal["auto", "fp32", "bf16"] = arg(
-        "auto", "Numeric precision; auto picks bf16 only on hardware with native bf16 support.")
+        "auto", "Numeric precision; auto times a few training steps of the model on this "
+        f"machine and trains in bf16 only where they ran at least {BF16_MIN_SPEEDUP}x as fast "
+        "as fp32.")
     early_stopping: bool = arg(False, "Stop when metric_for_best_model stops improving.")
     early_stopping_patience: int = arg(1, "Evaluations without improvement before stopping.")
     metric_for_best_model: Optional[str] = arg(
@@ -103,14 +105,15 @@ class EvaluationArgs:
                           "into batches by padding cost, at most 2,048 padded tokens each.")
     backend: Literal[BACKEND_CHOICES] = arg(
         "auto", "Inference backend; auto follows the model's quality-gate record (the fastest "
-        "backend that passed on this machine), else fp32 (bf16 where the hardware has it).")
+        "backend that passed, if measured on this kind of CPU), else the exact fp32.")
 
 
 @dataclass
 class GateArgs:
     candidates: str = arg(
-        "bf16,int8,onnx,onnx-int8", "Comma-separated backends to measure against fp32; those "
-        "this machine cannot run (bf16 without native support) are recorded as skipped.")
+        "bf16,int8,onnx,onnx-int8", "Comma-separated backends to measure against fp32 (a "
+        "backend passes if it is faster and within tolerance); those this machine cannot run "
+        "(bf16 without native support) are recorded as skipped.")
     tolerance: float = arg(
         0.5, "Points of the task's quality metric (QA F1; NER entity F1, accuracy and fill-mask "
         "top-1 in percent) a backend may lose against fp32 and still be kept.")

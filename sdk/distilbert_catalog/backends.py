@@ -10,7 +10,8 @@ backend        what runs the encoder                                            
 =============  =====================================================================  ========
 ``fp32``       PyTorch, float32 (the reference)                                       yes
 ``bf16``       PyTorch, bfloat16: only where the hardware has it (CUDA, AVX512-BF16,  no
-               AMX); an AVX2 CPU emulates it about 7x slower than fp32
+               AMX), and faster only where the gate measures it so (AVX512-BF16
+               without AMX ran 1.2-1.4x slower than fp32)
 ``int8``       PyTorch dynamic int8 quantisation of the encoder's Linear layers       no
 ``onnx``       ONNX Runtime, float32, with its transformer fusions (attention,        yes
                bias-GELU, embeddings; not skip-LayerNorm, see SLOW_FUSIONS)
@@ -22,9 +23,11 @@ backend        what runs the encoder                                            
 within ``EXPORT_TOLERANCE``); the others trade accuracy for speed and are only chosen by ``auto``
 once :mod:`distilbert_catalog.quality_gate` has measured them on the task's evaluation data.
 
-``auto`` picks, among the backends the model's gate record says passed, the fastest one
-available on this machine; without a gate record it keeps the reference precision (fp32, or
-bf16 where it is native). The ONNX graph is exported once per model, into the MLflow model by
+``auto`` picks, among the backends the model's gate record says passed (at most ``tolerance``
+points lost *and* faster than fp32), the fastest one available on this machine. Nothing is chosen
+from CPU flags: without a gate record, or with one measured on another kind of CPU (model or ISA
+features differ, see :mod:`distilbert_catalog.hardware`), ``auto`` serves the exact reference,
+fp32. The ONNX graph is exported once per model, into the MLflow model by
 the gate or into the cache (``DISTILBERT_CATALOG_CACHE``) for a plain model folder.
 """
 
@@ -46,11 +49,14 @@ import torch
 from transformers.modeling_outputs import BaseModelOutput
 
 from .errors import CatalogError
-from .precision import BACKEND_CHOICES, BACKENDS, cpu_has_native_bf16, resolve_precision
+from .hardware import cpu_description, describe, same_cpu_kind
+from .precision import BACKEND_CHOICES, BACKENDS, bf16_unavailable
 
 log = logging.getLogger(__name__)
 
 AUTO = "auto"
+#: the exact reference every other backend is measured against, and what ``auto`` serves unmeasured
+REFERENCE = "fp32"
 CHOICES = BACKEND_CHOICES
 EXACT = frozenset({"fp32", "onnx"})
 #: largest |hidden state| difference an exported fp32 graph may show against PyTorch
@@ -71,11 +77,7 @@ def unavailable(name: str, device: str | torch.device = "cpu") -> str | None:
         raise CatalogError(f"unknown backend {name!r}; choose one of {', '.join(CHOICES)}")
     device = torch.device(device)
     if name == "bf16":
-        if device.type == "cuda":
-            return None if torch.cuda.is_bf16_supported() else "this GPU has no bf16 support"
-        return None if cpu_has_native_bf16() else (
-            "this CPU has no native bf16 (AVX512-BF16 or AMX); PyTorch would emulate it, about "
-            "7x slower than fp32")
+        return bf16_unavailable(device)
     if name == "fp32":
         return None
     if device.type != "cpu":
@@ -93,7 +95,9 @@ def resolve_backend(requested: str = AUTO, device: str | torch.device = "cpu",
                     gate: Mapping[str, Any] | None = None) -> str:
     """The backend to run: ``requested`` itself, or for ``auto`` the gate's fastest that passed.
 
-    ``gate`` is a model's gate record (:func:`distilbert_catalog.quality_gate.run_gate`), if it has one.
+    ``gate`` is a model's gate record (:func:`distilbert_catalog.quality_gate.run_gate`), if it
+    has one; a record measured on another kind of CPU is ignored (with a log line): its speeds
+    and even its int8 answers need not hold here.
     """
     if requested not in CHOICES:
         raise CatalogError(f"unknown backend {requested!r}; choose one of {', '.join(CHOICES)}")
@@ -102,12 +106,18 @@ def resolve_backend(requested: str = AUTO, device: str | torch.device = "cpu",
         if reason:
             raise CatalogError(f"backend {requested} cannot run here: {reason}")
         return requested
+    if gate and not same_cpu_kind(gate.get("cpu")):
+        log.warning("ignoring the quality-gate record: it was measured on %s, this is %s; "
+                    "serving the exact fp32 backend (run the gate on this machine to serve a "
+                    "faster one)", describe(gate["cpu"]) if gate.get("cpu") else "an unknown CPU",
+                    describe(cpu_description()))
+        gate = None
     if gate:
         passed = [c for c in gate["candidates"]
                   if c["passed"] and unavailable(c["backend"], device) is None]
         if passed:
             return max(passed, key=lambda c: c["speedup"])["backend"]
-    return resolve_precision(AUTO, device)
+    return REFERENCE
 
 
 # --- applying a backend ------------------------------------------------------------------------

@@ -4,19 +4,21 @@ Each candidate backend (:mod:`distilbert_catalog.backends`) scores the same eval
 fp32 reference, through the task's own evaluation, in interleaved rounds (reference, candidate,
 reference, ...) so machine noise hits every backend alike. A candidate passes when it loses at most
 ``tolerance`` points of the task's quality metric (:attr:`Task.quality_metric`: QA F1, NER entity
-F1, classification accuracy, fill-mask top-1). The record - every candidate's quality, difference,
+F1, classification accuracy, fill-mask top-1) *and* runs faster than fp32 (median over the rounds):
+a backend slower than the reference is no candidate, however exact. The record - every candidate's quality, difference,
 median time with its spread, speed-up and verdict - is written next to the model weights
 (``backend_gate.json``, with the exported ONNX graphs under ``onnx/``), into the MLflow model's
 metadata and into a ``metrics.json`` for the model card; ``backend="auto"`` then serves the
-fastest candidate that passed, wherever the model is loaded.
+fastest candidate that passed, wherever the model is loaded on the same kind of CPU. The record
+names the CPU it was measured on (model, ISA features, torch and ONNX Runtime versions, threads:
+:func:`distilbert_catalog.hardware.cpu_description`); on another kind of CPU ``auto`` ignores it
+and serves fp32 until the gate is run there.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import platform
 import shutil
 import statistics
 import tempfile
@@ -26,13 +28,13 @@ from typing import Any, Mapping
 
 import torch
 
-from .backends import (AUTO, BACKENDS, EXACT, ONNX_FILES, copy_onnx_files, export_onnx,
-                       resolve_backend, unavailable)
+from .backends import (AUTO, BACKENDS, EXACT, ONNX_FILES, REFERENCE, copy_onnx_files,
+                       export_onnx, resolve_backend, unavailable)
 from .errors import CatalogError
+from .hardware import cpu_description, describe
 
 GATE_FILE = "backend_gate.json"
 ONNX_DIR = "onnx"
-REFERENCE = "fp32"
 
 
 def read_gate_record(model_folder: str | Path) -> dict | None:
@@ -47,23 +49,6 @@ def parse_candidates(text: str) -> list[str]:
         raise CatalogError(f"candidates must be a comma-separated list of {', '.join(BACKENDS)}; "
                            f"got {text!r}")
     return [n for n in dict.fromkeys(names) if n != REFERENCE]
-
-
-def cpu_description() -> dict[str, Any]:
-    from .precision import cpu_flags
-
-    model = next((line.split(":", 1)[1].strip() for line in _cpuinfo().splitlines()
-                  if line.startswith("model name")), platform.processor() or platform.machine())
-    simd = sorted(f for f in cpu_flags() if f.startswith(("avx", "amx")) or f == "fma")
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"model": model, "cores": cores, "simd": simd}
-
-
-def _cpuinfo() -> str:
-    try:
-        return Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return ""
 
 
 def run_gate(model_dir: str | Path, task, data, settings: Mapping[str, Any], *,
@@ -111,13 +96,15 @@ def run_gate(model_dir: str | Path, task, data, settings: Mapping[str, Any], *,
         delta = (quality[name] - quality[REFERENCE]) * task.quality_points
         median = statistics.median(seconds[name])
         changed = sum(a != b for a, b in zip(answers[name], answers[REFERENCE]))
+        speedup = reference_time / median
+        verdict = verdict_of(name, delta, speedup, tolerance)
         rows.append({"backend": name, "exact": name in EXACT, "quality": quality[name],
                      "quality_delta_points": round(delta, 4), "answers_changed": changed,
                      "seconds_median": round(median, 4),
                      "seconds_range": [round(min(seconds[name]), 4),
                                        round(max(seconds[name]), 4)],
-                     "speedup": round(reference_time / median, 3),
-                     "passed": delta >= -tolerance})
+                     "speedup": round(speedup, 3), "passed": verdict == "passed",
+                     "verdict": verdict})
     record = {"metric": task.quality_metric, "tolerance_points": tolerance,
               "reference": REFERENCE, "rounds": rounds, "examples": len(data),
               "batch_size": batch_size, "cpu": cpu_description(),
@@ -125,6 +112,18 @@ def run_gate(model_dir: str | Path, task, data, settings: Mapping[str, Any], *,
               "unavailable": skipped}
     record["chosen"] = resolve_backend(AUTO, gate=record)
     return record
+
+
+def verdict_of(name: str, delta_points: float, speedup: float, tolerance: float) -> str:
+    """Why a backend is kept or not: the reference always is; a candidate must lose at most
+    ``tolerance`` points and run faster than the reference."""
+    if name == REFERENCE:
+        return "passed"
+    if delta_points < -tolerance:
+        return f"lost {-delta_points:.2f} points (more than {tolerance:g})"
+    if speedup <= 1.0:
+        return f"not faster than {REFERENCE} ({speedup:.2f}x)"
+    return "passed"
 
 
 def gate_model(task_name: str, model, data_args, task_args, gate_args, mlflow_out: str | Path,
@@ -180,7 +179,7 @@ def gate_model(task_name: str, model, data_args, task_args, gate_args, mlflow_ou
 def summary(record: Mapping[str, Any]) -> dict:
     """What the MLflow model's metadata says about its gate: choice, metric and each verdict."""
     return {"chosen": record["chosen"], "metric": record["metric"],
-            "tolerance_points": record["tolerance_points"], "cpu": record["cpu"]["model"],
+            "tolerance_points": record["tolerance_points"], "cpu": describe(record["cpu"]),
             "candidates": {c["backend"]: {"quality_delta_points": c["quality_delta_points"],
                                           "answers_changed": c["answers_changed"],
                                           "speedup": c["speedup"], "passed": c["passed"]}

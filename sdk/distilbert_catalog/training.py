@@ -7,6 +7,7 @@ dataset fails in seconds with the file, row and column, never after half an epoc
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 import time
 from contextlib import nullcontext
@@ -24,7 +25,7 @@ from .data import Data, load_data, split_files
 from .errors import CatalogError, DataError
 from .metrics_file import write_metrics
 from .modeling import resolve_model_source, weights_source
-from .precision import default_device, resolve_precision
+from .precision import choose_training_precision, default_device
 from .qat import quantization_aware
 from .tasks import get_task
 from .tracking import configure_tracking, log_flat
@@ -73,7 +74,6 @@ def finetune(task_name: str, model: ModelArgs, data: FinetuneDataArgs, task_args
     """Fine-tune ``model`` on ``data`` for ``task_name``; write the model, MLflow model, metrics."""
     task = get_task(task_name)
     model_dir, metrics_dir = Path(model_dir), Path(metrics_dir)
-    precision = resolve_precision(training.precision)
 
     # 1. Data: load and validate everything before touching the model.
     train = load_split(data.train_data, data, data.train_split)
@@ -99,6 +99,12 @@ def finetune(task_name: str, model: ModelArgs, data: FinetuneDataArgs, task_args
     eval_features = (task.train_features(validation, tokenizer, task_args.max_seq_length, labels,
                                          settings) if validation is not None else None)
 
+    collator = task.collator(tokenizer, settings)
+    precision = choose_training_precision(
+        training.precision, net,
+        first_batch(train_features, collator, net, training.per_device_train_batch_size),
+        default_device())
+
     metric = training.metric_for_best_model or task.default_metric_for_best_model
     has_eval = eval_features is not None
     args = TrainingArguments(
@@ -113,7 +119,7 @@ def finetune(task_name: str, model: ModelArgs, data: FinetuneDataArgs, task_args
         weight_decay=training.weight_decay,
         lr_scheduler_type=training.lr_scheduler_type,
         seed=training.seed,
-        bf16=precision == "bf16",
+        bf16=precision.precision == "bf16",
         use_cpu=default_device() == "cpu",
         train_sampling_strategy="group_by_length",
         eval_strategy="epoch" if has_eval else "no",
@@ -133,7 +139,7 @@ def finetune(task_name: str, model: ModelArgs, data: FinetuneDataArgs, task_args
                                "validation split)")
         callbacks.append(EarlyStoppingCallback(training.early_stopping_patience))
     trainer = CatalogTrainer(
-        task, model=net, args=args, data_collator=task.collator(tokenizer, settings),
+        task, model=net, args=args, data_collator=collator,
         train_dataset=train_features, eval_dataset=eval_features, processing_class=tokenizer,
         compute_metrics=task.trainer_metrics(labels, eval_features),
         preprocess_logits_for_metrics=task.preprocess_logits_for_metrics(settings),
@@ -142,7 +148,7 @@ def finetune(task_name: str, model: ModelArgs, data: FinetuneDataArgs, task_args
 
     configure_tracking()
     config = {**dataclasses.asdict(training), **settings, "model": model.model,
-              "labels": labels, "precision_resolved": precision,
+              "labels": labels, **precision.as_config(),
               "train_examples": len(train),
               "validation_examples": len(validation) if validation is not None else 0}
     with mlflow.start_run(nested=mlflow.active_run() is not None):
@@ -228,6 +234,14 @@ class ForgetForeignBestCheckpoint(TrainerCallback):
         best = state.best_model_checkpoint
         if best and not Path(best).resolve().is_relative_to(Path(args.output_dir).resolve()):
             state.best_model_checkpoint, state.best_metric = None, None
+
+
+def first_batch(features, collator, model, rows: int) -> dict:
+    """The first training batch as the Trainer would collate it (only the model's own inputs)."""
+    accepted = set(inspect.signature(model.forward).parameters)
+    sample = [{k: v for k, v in features[i].items() if k in accepted}
+              for i in range(min(rows, len(features)))]
+    return collator(sample)
 
 
 def with_lengths(features):

@@ -86,7 +86,7 @@ def test_serve_reports_a_failing_init_with_the_server_log(tmp_path, model_dir):
     script = tmp_path / "broken.py"
     script.write_text(BROKEN_INIT)
     with pytest.raises(EndpointError, match="weights are corrupt"):
-        with serve(script, model_dir, startup_timeout=30):
+        with serve(script, model_dir, startup_timeout=120):
             pytest.fail("the server should not have come up")
 
 

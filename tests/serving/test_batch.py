@@ -87,8 +87,9 @@ def make_deployment(tmp_path: Path) -> Path:
 
 def batch_cli(model, inputs, out, *args, env=None, **popen):
     argv = [str(CLI), "batch", str(model), str(inputs), "--output-dir", str(out), *map(str, args)]
+    # fp32: scores are compared with the fp32 reference predictor's
     child_env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-                 **(env or {})}
+                 "DISTILBERT_BACKEND": "fp32", **(env or {})}
     if popen:
         return subprocess.Popen(argv, env=child_env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, **popen)

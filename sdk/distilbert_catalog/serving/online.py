@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BadRequest
+from ..hardware import same_cpu_kind
 from ..mlflow_model import load_predictor
 from .limits import Limits
 from .request_parsing import parse_request
@@ -37,8 +38,16 @@ def predictor_from_env():
                                batch_size=int(os.environ.get("DISTILBERT_BATCH_SIZE", "32")))
     log.warning("serving a %s model on backend %s (DISTILBERT_BACKEND=%s, %s)",
                 predictor.task.name, predictor.backend, requested,
-                "gate record present" if predictor.gate else "no gate record")
+                gate_note(predictor.gate))
     return predictor
+
+
+def gate_note(gate) -> str:
+    if not gate:
+        return "no gate record"
+    if not same_cpu_kind(gate.get("cpu")):
+        return "gate record measured on another kind of CPU, ignored"
+    return "gate record present"
 
 
 class OnlineScorer:
