@@ -47,6 +47,30 @@ def tiny_model(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def biased_fill_mask_model(tiny_model, tmp_path_factory) -> Path:
+    """The tiny masked-LM with one more special token, [ENT], and a head biased so that every
+    special token outranks every word ([CLS] first, then [SEP], [PAD], [MASK], [UNK], [ENT]).
+    Words keep their logits, hence their order: fill-mask must answer as for the tiny model."""
+    import torch
+    from transformers import AutoTokenizer, DistilBertForMaskedLM
+
+    out = tmp_path_factory.mktemp("models") / "tiny-biased-to-special-tokens"
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    tokenizer.add_special_tokens({"additional_special_tokens": ["[ENT]"]})
+    model = DistilBertForMaskedLM.from_pretrained(tiny_model)
+    model.resize_token_embeddings(len(tokenizer))
+    bias = model.vocab_projector.bias
+    assert bias.shape[0] == len(tokenizer)
+    with torch.no_grad():
+        bias[tokenizer.cls_token_id] += 60.0
+        for n, token in enumerate(["[SEP]", "[PAD]", "[MASK]", "[UNK]", "[ENT]"]):
+            bias[tokenizer.convert_tokens_to_ids(token)] += 50.0 - n
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
 def pretrained_model() -> Path:
     """The pretrained offline DistilBERT (MiniLM-L6 weights), built once and cached on disk."""
     from distilbert_catalog.pretrained import pretrained_distilbert

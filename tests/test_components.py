@@ -116,6 +116,22 @@ def test_environment_yaml_loads_and_is_referenced(path):
     requirements = (context / "requirements.txt").read_text().splitlines()
     pins = [r for r in requirements if r and not r.startswith("#")]
     assert pins and all("==" in r for r in pins), "environment requirements must be pinned"
-    assert "torch==2.13.0" in pins
+    # CPU SKUs: the CPU build of torch, from PyTorch's CPU index (the default index's is CUDA)
+    assert "torch==2.13.0+cpu" in pins
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in \
+        (context / "Dockerfile").read_text()
     referenced = {load_spec(REPO / c.path)["environment"] for c in COMPONENTS.values()}
     assert f"azureml:{env.name}@latest" in referenced
+
+
+def test_deployments_name_only_cpu_skus_the_cpu_environments_serve():
+    """The environments install CPU torch only; a GPU SKU (Standard_N*) named by a deployment
+    or pipeline would need a GPU variant of the environment first."""
+    named = []
+    for path in [*yaml_files("components/deploy"), *yaml_files("pipelines")]:
+        with open(path) as f:
+            data = yaml.safe_load(f)
+        named += [data.get("instance_type"), data.get("compute"),
+                  (data.get("settings") or {}).get("default_compute")]
+    named = {n for n in named if n}
+    assert named and not [n for n in named if "Standard_N" in n or "gpu" in n.lower()], named

@@ -21,21 +21,23 @@ SEED = {"inputs": {"input_string": ["Paris is the [MASK] of France.", "Today is 
 
 
 @pytest.fixture(scope="module")
-def fill_mask_mlflow(tiny_model, tmp_path_factory) -> Path:
-    """The tiny base checkpoint (a DistilBertForMaskedLM folder) packaged by the CLI."""
+def fill_mask_mlflow(biased_fill_mask_model, tmp_path_factory) -> Path:
+    """A tiny base checkpoint (a DistilBertForMaskedLM folder) packaged by the CLI: the one whose
+    head ranks every special token above every word, so every answer served or batch-scored
+    here also shows that no special token is ever offered."""
     out = tmp_path_factory.mktemp("fm-package") / "mlflow"
-    done = subprocess.run([str(CLI), "package", str(tiny_model), str(out)], capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run([str(CLI), "package", str(biased_fill_mask_model), str(out)],
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == str(out)
     return out
 
 
 @pytest.fixture(scope="module")
-def reference(tiny_model):
+def reference(biased_fill_mask_model):
     from distilbert_catalog.mlflow_model import load_predictor
 
-    return load_predictor(tiny_model, backend="fp32")
+    return load_predictor(biased_fill_mask_model, backend="fp32")
 
 
 def test_base_checkpoint_packages_as_a_fill_mask_mlflow_model(fill_mask_mlflow, reference):
@@ -94,6 +96,34 @@ def test_input_data_pandas_split_params_and_several_masks(server):
     assert one["0"]["score"] >= one["1"]["score"]
     status, same = server.invoke({"input_data": ["Paris is the <mask> of France."]})
     assert status == 200 and same[0]["0"] == one["0"]["token_str"]
+
+
+def test_a_served_model_never_answers_a_special_token(server, biased_fill_mask_model):
+    """The served head ranks [CLS] first and every special token above every word; the answers
+    are words only, the model's best words, for one mask and for several. (The exact order
+    against an fp32 reference is tested in tests/tasks/test_fill_mask.py; this server runs
+    ``auto``, whose backend may swap near-tied words.)"""
+    from transformers import pipeline
+
+    texts = ["Paris is the [MASK] of France.", "The <mask> flows into the [mask] sea."]
+    reference = pipeline("fill-mask", model=str(biased_fill_mask_model), device="cpu")
+    unfiltered = [reference(t.replace("<mask>", "[MASK]").replace("[mask]", "[MASK]"), top_k=14)
+                  for t in texts]
+    special = {"[CLS]", "[SEP]", "[PAD]", "[MASK]", "[UNK]", "[ENT]"}
+    assert unfiltered[0][0]["token_str"] == "[CLS]"  # the premise: unfiltered, [CLS] wins
+    assert [e["token_str"] for e in unfiltered[1][1][:6]] == \
+        ["[CLS]", "[SEP]", "[PAD]", "[MASK]", "[UNK]", "[ENT]"]
+
+    def best_words(ranked):  # the model's best 8 words: served top-5 lie among them
+        return {e["token_str"].removeprefix("##") for e in ranked
+                if e["token_str"] not in special}
+    status, body = server.invoke({"inputs": {"input_string": texts}, "params": {"top_k": 5}})
+    assert status == 200, body
+    one, several = body
+    assert len(one) == len(several) == 5
+    assert {one[str(r)] for r in range(5)} <= best_words(unfiltered[0])
+    for m, mask in enumerate(unfiltered[1]):
+        assert {several[str(r)][m] for r in range(5)} <= best_words(mask)
 
 
 @pytest.mark.parametrize("payload, message", [

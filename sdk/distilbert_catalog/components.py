@@ -256,6 +256,11 @@ def main(folder: str, argv: Sequence[str] | None = None) -> int:
     component = COMPONENTS[folder]
     parsed, outputs = parse(component, argv)
     try:
+        for args in parsed:  # a hub id out of reach fails here, in seconds, before heavy imports
+            if isinstance(args, A.ModelArgs):
+                from .modeling import resolve_model_source
+
+                resolve_model_source(args.model)
         if component.stage == "finetune":
             from .training import finetune
 

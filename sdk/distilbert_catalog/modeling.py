@@ -3,10 +3,20 @@
 A component's ``model`` input is either a hub id (``distilbert-base-uncased``), a Hugging Face
 model folder (``custom_model`` / ``uri_folder``) or an MLflow model folder written by
 :mod:`distilbert_catalog.mlflow_model` (``mlflow_model``), whose weights live in an artifact folder.
+
+A hub id is loaded by the real hub code (``from_pretrained``) whenever the hub answers. When it
+cannot (``HF_HUB_OFFLINE=1``, or one request to the hub gets no answer at all), a model in the
+local Hugging Face cache is loaded from there, and any other is a :class:`CatalogError` at once
+saying what was unreachable and what to pass instead - not a minute of download retries ending
+in a traceback.
 """
 
 from __future__ import annotations
 
+import functools
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import yaml
@@ -37,13 +47,67 @@ def mlflow_metadata(mlflow_dir: Path) -> dict:
         return yaml.safe_load(f)
 
 
+#: seconds the one probe of the hub may wait for an answer
+HUB_PROBE_TIMEOUT = 10.0
+INSTEAD = ("pass a local model instead: in a pipeline or component run "
+           "`--set model_name=$(distilbert-catalog pretrained)` (the pretrained offline "
+           "DistilBERT) or a Hugging Face model folder as model_name or "
+           "`--input pytorch_model_path=FOLDER` (an MLflow model: mlflow_model_path); in the SDK "
+           "the same as model_name=... or pytorch_model_path=...")
+
+
+def hub_unreachable(endpoint: str, repo_id: str, timeout: float = HUB_PROBE_TIMEOUT
+                    ) -> str | None:
+    """Why the hub at ``endpoint`` cannot serve ``repo_id``, or None when it answers at all.
+
+    One HEAD request, no retries. Any HTTP answer (even 401 or 404) means the hub is there: the
+    real loading code then runs and reports what it finds.
+    """
+    url = f"{endpoint.rstrip('/')}/api/models/{urllib.parse.quote(repo_id, safe='/')}"
+    try:
+        urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout)
+    except urllib.error.HTTPError:
+        return None
+    except (urllib.error.URLError, OSError, ValueError) as exc:  # no answer: DNS, refused, timeout
+        return f"{endpoint} gave no answer: {getattr(exc, 'reason', exc)}"
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def hub_model_source(repo_id: str) -> str:
+    """``repo_id`` when the hub can serve it; its cached snapshot folder when the hub is out of
+    reach; else a :class:`CatalogError` saying what was unreachable and what to pass instead.
+    Asked once per process: a component checks its model before loading it, with one probe."""
+    from huggingface_hub import constants, snapshot_download, try_to_load_from_cache
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError:
+        raise CatalogError(f"model '{repo_id}' is neither an existing path nor a Hugging Face "
+                           f"hub id; {INSTEAD}") from None
+    if constants.HF_HUB_OFFLINE:
+        reason = "HF_HUB_OFFLINE=1 is set"
+    else:
+        reason = hub_unreachable(constants.ENDPOINT, repo_id)
+        if reason is None:
+            return repo_id  # the hub answers: the real hub-loading code path
+    if isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
+        return snapshot_download(repo_id, local_files_only=True)
+    raise CatalogError(
+        f"model '{repo_id}' is not a local folder, so it would come from the Hugging Face hub, "
+        f"which is not reachable ({reason}), and it is not in the local Hugging Face cache "
+        f"({constants.HF_HUB_CACHE}); {INSTEAD}")
+
+
 def resolve_model_source(source: str | Path) -> tuple[str, dict]:
     """Return (hub id or HF folder, catalog metadata) for any supported model reference."""
     path = Path(source)
     if not path.exists():
         if str(source).startswith((".", "/")) or "\\" in str(source):
             raise CatalogError(f"model path '{source}' does not exist")
-        return str(source), {}
+        return hub_model_source(str(source)), {}
     mlflow_dir = find_mlflow_model(path)
     if mlflow_dir is not None:
         mlmodel = mlflow_metadata(mlflow_dir)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from transformers import AutoTokenizer
 
 from distilbert_catalog.arguments import FillMaskArgs
 from distilbert_catalog.data import load_data
@@ -87,6 +88,18 @@ def plain(token_str: str) -> str:
     return token_str.strip().removeprefix("##")
 
 
+def specials(predictor) -> set[int]:
+    return set(engine.special_ids(predictor.tokenizer, predictor.model.config.vocab_size))
+
+
+def pipeline_words(reference, text: str, top_k: int, special: set[int]) -> list:
+    """The transformers pipeline's ranking with the special tokens left out (same scores)."""
+    found = reference(text, top_k=top_k + len(special))
+    per_mask = found if isinstance(found[0], list) else [found]
+    kept = [[e for e in mask if e["token"] not in special][:top_k] for mask in per_mask]
+    return kept if isinstance(found[0], list) else kept[0]
+
+
 # --------------------------------------------------------------------------- registration
 
 def test_task_is_registered_and_masked_lm_folders_are_fill_mask_models(tiny_model):
@@ -150,7 +163,7 @@ def test_top_k_equals_the_transformers_pipeline(which, predictor, cased_predicto
     answers = predict(ours, TEXTS, top_k=5, return_scores=True)
     mask = ours.tokenizer.mask_token
     for text, answer in zip(TEXTS, answers):
-        expected = reference(to_model_masks(text, mask), top_k=5)
+        expected = pipeline_words(reference, to_model_masks(text, mask), 5, specials(ours))
         assert [answer[str(r)]["token"] for r in range(5)] == [e["token"] for e in expected]
         assert [answer[str(r)]["token_str"] for r in range(5)] == \
             [plain(e["token_str"]) for e in expected]
@@ -175,7 +188,8 @@ def test_several_masks_give_one_word_per_mask_under_each_rank(predictor, tiny_mo
     answer = predict(predictor, [text, TEXTS[0]], top_k=3)
     assert list(answer[0]) == ["0", "1", "2"] and list(answer[1]) == ["0", "1", "2"]
     assert all(isinstance(answer[1][r], str) for r in "012")
-    expected = pipeline_for(tiny_model)(to_model_masks(text, "[MASK]"), top_k=3)
+    expected = pipeline_words(pipeline_for(tiny_model), to_model_masks(text, "[MASK]"), 3,
+                              specials(predictor))
     assert len(expected) == 3  # the pipeline ranks each of the 3 masks separately
     for r in range(3):
         assert answer[0][str(r)] == [plain(per_mask[r]["token_str"]) for per_mask in expected]
@@ -210,6 +224,7 @@ def test_a_text_longer_than_the_window_is_read_around_its_mask(tiny_model):
                             small.tokenizer.sep_token_id]])
     with torch.inference_mode():
         logits = small.model(input_ids=inputs).logits[0, 8]
+        logits[sorted(specials(small))] = float("-inf")  # never offered
     assert [answer[str(r)]["token"] for r in range(5)] == logits.topk(5).indices.tolist()
 
 
@@ -344,6 +359,7 @@ def test_ranks_match_a_direct_ranking_of_the_vocabulary(evaluation, predictor):
     tokenizer, model = predictor.tokenizer, predictor.model
     rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     vocab = tokenizer.convert_ids_to_tokens(list(range(model.config.vocab_size)))
+    special = sorted(specials(predictor))
     ranks, ranks_uncased = [], []
     for source, row in zip(EVAL_ROWS, rows):
         text = to_model_masks(source["texts"], "[MASK]")
@@ -353,6 +369,7 @@ def test_ranks_match_a_direct_ranking_of_the_vocabulary(evaluation, predictor):
             with torch.inference_mode():
                 inputs = torch.tensor([[tokenizer.cls_token_id, *ids, tokenizer.sep_token_id]])
                 logp = torch.log_softmax(model(input_ids=inputs).logits[0, position + 1], -1)
+                logp[special] = float("-inf")  # a special token is never a word: never ranked
             order = torch.argsort(logp, descending=True).tolist()
             spelled = [i for i in order
                        if vocab[i] == word.lower() and not vocab[i].startswith("##")]
@@ -395,6 +412,75 @@ def test_pseudo_perplexity_matches_one_mask_at_a_time(evaluation, predictor):
             n += 1
     assert record["details"]["pseudo_perplexity"]["tokens"] == n
     assert record["metrics"]["pseudo_perplexity"] == pytest.approx(math.exp(-pll / n), rel=1e-4)
+
+
+# --------------------------------------------------------------------------- special tokens
+
+MULTI = "The [MASK] flows into the <mask> near the old [mask]."
+
+
+def test_the_biased_fill_mask_model_would_answer_special_tokens(biased_fill_mask_model):
+    """The premise of the tests below: unfiltered, the model's top 6 are its special tokens."""
+    found = pipeline_for(biased_fill_mask_model)(to_model_masks(MULTI, "[MASK]"), top_k=6)
+    assert [[e["token_str"] for e in mask] for mask in found] == \
+        [["[CLS]", "[SEP]", "[PAD]", "[MASK]", "[UNK]", "[ENT]"]] * 3
+
+
+def test_special_tokens_are_never_offered_for_one_or_several_masks(biased_fill_mask_model):
+    ours = _predictor(biased_fill_mask_model, batch_size=2)
+    special = specials(ours)
+    assert {ours.tokenizer.convert_ids_to_tokens(i) for i in special} == \
+        {"[CLS]", "[SEP]", "[PAD]", "[MASK]", "[UNK]", "[ENT]"}
+    texts = [*TEXTS, MULTI]
+    scored = predict(ours, texts, top_k=8, return_scores=True)
+    words = predict(ours, texts, top_k=8)
+    reference = pipeline_for(biased_fill_mask_model)
+    for text, answer, plain_answer in zip(texts, scored, words):
+        expected = pipeline_words(reference, to_model_masks(text, "[MASK]"), 8, special)
+        per_mask = expected if isinstance(expected[0], list) else [expected]
+        for m, mask in enumerate(per_mask):
+            got = [answer[str(r)] if len(per_mask) == 1 else answer[str(r)][m] for r in range(8)]
+            assert [g["token"] for g in got] == [e["token"] for e in mask]
+            assert not {g["token"] for g in got} & special
+            for g, e in zip(got, mask):  # probabilities stay the model's, over its vocabulary
+                assert g["score"] == pytest.approx(e["score"], rel=1e-4, abs=1e-12)
+        flat = [w for r in range(8) for w in ([plain_answer[str(r)]] if isinstance(
+            plain_answer[str(r)], str) else plain_answer[str(r)])]
+        assert not set(flat) & set(ours.tokenizer.all_special_tokens)
+
+
+def test_top_k_beyond_the_words_returns_every_word_and_no_special_token(biased_fill_mask_model):
+    ours = _predictor(biased_fill_mask_model)
+    n_words = ours.model.config.vocab_size - len(specials(ours))
+    answer = predict(ours, ["a [MASK] b"], top_k=n_words + 10)[0]
+    assert len(answer) == n_words
+    assert not set(answer.values()) & set(ours.tokenizer.all_special_tokens)
+
+
+def test_evaluation_ranks_and_predictions_leave_special_tokens_out(biased_fill_mask_model, tiny_model,
+                                                                   tmp_path):
+    """Words keep their logits in the biased model, so with special tokens out of the ranking
+    its evaluation ranks and predicts exactly what the unbiased model's does (both fp32)."""
+    import distilbert_catalog as dc
+
+    write_jsonl(tmp_path / "test.jsonl", EVAL_ROWS)
+    records, rows = [], []
+    for name, model in (("plain", tiny_model), ("biased", biased_fill_mask_model)):
+        records.append(dc.evaluate("fill-mask", output_dir=tmp_path / name,
+                                   model_name=str(model), test_data=str(tmp_path),
+                                   pseudo_perplexity_samples=0, batch_size=3, backend="fp32"))
+        rows.append([json.loads(line) for line in
+                     (tmp_path / name / "predictions.jsonl").read_text().splitlines()])
+    (plain_record, biased_record), (plain_rows, biased_rows) = records, rows
+    assert [[m["predicted"] for m in row["masks"]] for row in biased_rows] == \
+        [[m["predicted"] for m in row["masks"]] for row in plain_rows]
+    assert [[(m["rank"], m["rank_uncased"]) for m in row["masks"]] for row in biased_rows] == \
+        [[(m["rank"], m["rank_uncased"]) for m in row["masks"]] for row in plain_rows]
+    assert biased_rows[0]["masks"][0]["rank_uncased"] is not None
+    special = set(AutoTokenizer.from_pretrained(biased_fill_mask_model).all_special_tokens)
+    assert not {w for row in biased_rows for m in row["masks"] for w in m["predicted"]} & special
+    for name in ("top1_accuracy", "top5_accuracy", "mrr", "top5_accuracy_uncased", "mrr_uncased"):
+        assert biased_record["metrics"][name] == pytest.approx(plain_record["metrics"][name])
 
 
 def test_evaluation_outputs(evaluation):

@@ -10,7 +10,8 @@ masked-LM models, so this task serves and evaluates them as they are (no fine-tu
 
 Answers (online and batch): one object per input text, whose keys ``"0" .. "k-1"`` are ranks,
 best first. For a text with one mask each value is a token as a plain word (no ``##``, no
-spaces): ``{"0": "capital"}``. For a text with several masks each value is a list with one word
+spaces): ``{"0": "capital"}``. A special token ([CLS], [SEP], [PAD], [MASK], [UNK], ...) is never
+a word, so it is never offered, nor counted in a rank in evaluation. For a text with several masks each value is a list with one word
 per mask, in text order - ``{"0": ["river", "sea"], "1": ["road", "lake"]}`` - and every mask is
 ranked on its own, with the other masks still masked (as the transformers pipeline does), so
 ``"0"`` holds each mask's best word. The shape is the same for every input, so batch output keeps
@@ -161,7 +162,9 @@ class FillMask(Task):
                     feature["candidates"] = [candidates[t][slot[p]] for p in window.masks]
                 features.append(feature)
             owners.append(len(features) - len(text.windows))
-        extract = engine.top_tokens_extract(top_k, with_ranks=candidates is not None)
+        excluded = engine.special_ids(predictor.tokenizer, predictor.model.config.vocab_size)
+        extract = engine.top_tokens_extract(top_k, with_ranks=candidates is not None,
+                                            excluded=excluded)
         results = predictor.run(features, extract,
                                 carry=("candidates",) if candidates is not None else ())
         return [[results[first + w][slot] for w, slot in text.answers]

@@ -3,6 +3,12 @@
 Only the logits at mask positions ever leave the model: :func:`masked_lm_forward` runs the
 encoder, gathers the hidden states at the mask positions and applies the masked-LM head to those
 alone, so a batch costs ``masks x vocabulary`` floats instead of ``batch x length x vocabulary``.
+
+A mask stands for a word, so the tokenizer's special tokens ([CLS], [SEP], [PAD], [MASK], [UNK]
+and any other it declares special; :func:`special_ids`) are never candidates: they are left out
+of every ranking (answers, top-k, ranks in evaluation). Probabilities stay the model's own over
+its whole vocabulary (softmax first, then the special tokens are dropped), as the transformers
+pipeline reports them.
 """
 
 from __future__ import annotations
@@ -63,6 +69,26 @@ def log_probs(output: MaskLogits) -> torch.Tensor:
     return torch.log_softmax(output.logits.float(), dim=-1)
 
 
+def special_ids(tokenizer, vocab_size: int) -> list[int]:
+    """Ids below ``vocab_size`` of every token the tokenizer declares special, sorted.
+
+    ``all_special_ids`` ([CLS], [SEP], [PAD], [MASK], [UNK] and additional special tokens) and
+    any added token marked ``special``.
+    """
+    ids = set(tokenizer.all_special_ids)
+    ids |= {i for i, token in getattr(tokenizer, "added_tokens_decoder", {}).items()
+            if token.special}
+    return sorted(i for i in ids if i is not None and 0 <= i < vocab_size)
+
+
+def word_log_probs(output: MaskLogits, excluded: Sequence[int]) -> torch.Tensor:
+    """:func:`log_probs` with the ``excluded`` ids at -inf: never ranked, never counted better."""
+    logp = log_probs(output)
+    if not len(excluded):
+        return logp
+    return logp.index_fill(1, torch.tensor(list(excluded), device=logp.device), float("-inf"))
+
+
 def split_rows(values: torch.Tensor, counts: Sequence[int]) -> list[torch.Tensor]:
     return list(torch.split(values, list(counts)))
 
@@ -76,15 +102,16 @@ def ranks_of(row: torch.Tensor, candidates: Sequence[int]) -> int | None:
     return int(better.min()) + 1
 
 
-def top_tokens_extract(top_k: int, with_ranks: bool = False):
+def top_tokens_extract(top_k: int, with_ranks: bool = False, excluded: Sequence[int] = ()):
     """``extract`` for :meth:`Predictor.run`: per window, per mask, the top-k ids and probabilities.
 
-    With ``with_ranks`` the batch carries ``candidates``: per window row, per mask, a tuple of
+    Ids in ``excluded`` (the special tokens) are neither returned nor counted in a rank. With
+    ``with_ranks`` the batch carries ``candidates``: per window row, per mask, a tuple of
     candidate-id lists; each mask's result then also holds the best rank of each list.
     """
     def extract(output: MaskLogits, batch, lengths) -> list[list[dict]]:
-        logp = log_probs(output)
-        k = min(top_k, logp.shape[-1])
+        logp = word_log_probs(output, excluded)
+        k = min(top_k, logp.shape[-1] - len(excluded))
         values, ids = logp.topk(k, dim=-1)
         rows = []
         for r, (row_logp, row_values, row_ids) in enumerate(zip(
@@ -197,7 +224,7 @@ class WordIndex:
     def build(cls, tokenizer, vocab_size: int) -> "WordIndex":
         tokens = tokenizer.convert_ids_to_tokens(list(range(vocab_size)))
         words = tokenizer.batch_decode([[i] for i in range(vocab_size)])
-        special = set(tokenizer.all_special_ids)
+        special = set(special_ids(tokenizer, vocab_size))
         exact: dict[str, list[int]] = {}
         lower: dict[str, list[int]] = {}
         for i, (token, word) in enumerate(zip(tokens, words)):
