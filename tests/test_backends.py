@@ -6,6 +6,7 @@ how ``auto`` chooses, and the gate's verdicts.
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 import subprocess
@@ -130,8 +131,75 @@ def test_bf16_is_refused_where_the_cpu_only_emulates_it(monkeypatch):
     assert unavailable("bf16", "cpu") is None
 
 
+def linear_inputs(model_folder: Path) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
+    """The fp32 encoder and the real input of each of its Linear layers for two sentences."""
+    from transformers import AutoModel, AutoTokenizer
+
+    encoder = AutoModel.from_pretrained(model_folder).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_folder)
+    inputs = {}
+    hooks = [layer.register_forward_pre_hook(
+        lambda _, args, name=name: inputs.__setitem__(name, args[0].flatten(0, -2)))
+        for name, layer in encoder.named_modules() if type(layer) is torch.nn.Linear]
+    batch = tokenizer(["The committee postponed the vote until spring, citing missing figures.",
+                       "Why do cats purr?"], padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        encoder(**batch)
+    for hook in hooks:
+        hook.remove()
+    return encoder, inputs
+
+
+@pytest.mark.parametrize("backend", ["int8", "int8-vnni"])
+def test_torch_int8_layers_compute_exactly_their_rounding(backend, pretrained_model):
+    """Each Linear layer of the PyTorch int8 backends equals integer arithmetic on its rounded
+    input (one uint8 scale per batch: 7 bits for int8, 8 for int8-vnni) and per-channel int8
+    weights; a saturating kernel (8-bit inputs on AVX2) would be off by whole quanta."""
+    from distilbert_catalog.backends import quantize_torch_int8
+
+    if reason := unavailable(backend):
+        pytest.skip(reason)
+    encoder, inputs = linear_inputs(pretrained_model)
+    full_range = backend == "int8-vnni"
+    quantized = quantize_torch_int8(copy.deepcopy(encoder), full_range_inputs=full_range)
+    error = 0.0
+    for name, x in inputs.items():
+        layer = quantized.get_submodule(name)
+        weight = layer.weight()
+        assert weight.qscheme() == torch.per_channel_affine
+        scale, zero = torch._choose_qparams_per_tensor(x, reduce_range=not full_range)
+        x_q = torch.quantize_per_tensor(x, scale, zero, torch.quint8).int_repr().double() - zero
+        assert int(x_q.max() - x_q.min()) <= (255 if full_range else 127)
+        w_q = weight.int_repr().double()
+        exact = (x_q @ w_q.T) * scale * weight.q_per_channel_scales().double() \
+            + layer.bias().detach().double()
+        with torch.inference_mode():
+            got = layer(x).double()
+            reference = encoder.get_submodule(name)(x).double()
+        assert float((got - exact).abs().max()) <= 1e-5 * float(exact.abs().max()), name
+        error += float((got - reference).pow(2).mean())
+    if full_range:  # on the same inputs, 8-bit inputs round half as coarsely as 7-bit ones
+        seven_bit = quantize_torch_int8(copy.deepcopy(encoder), full_range_inputs=False)
+        with torch.inference_mode():
+            error_7 = sum(float((seven_bit.get_submodule(n)(x) - encoder.get_submodule(n)(x))
+                                .double().pow(2).mean()) for n, x in inputs.items())
+        assert error < 0.5 * error_7, (error, error_7)
+
+
+def test_int8_vnni_is_refused_without_avx512_vnni(monkeypatch):
+    import distilbert_catalog.backends as backends
+
+    monkeypatch.setattr(backends, "cpu_flags", lambda: frozenset({"avx2", "avx512f"}))
+    assert "AVX512-VNNI" in unavailable("int8-vnni", "cpu")
+    assert unavailable("int8", "cpu") is None
+    with pytest.raises(CatalogError, match="int8-vnni cannot run here.*saturate"):
+        resolve_backend("int8-vnni", "cpu")
+    monkeypatch.setattr(backends, "cpu_flags", lambda: frozenset({"avx512f", "avx512_vnni"}))
+    assert unavailable("int8-vnni", "cpu") is None
+
+
 def test_unknown_backend_names_the_valid_ones():
-    with pytest.raises(CatalogError, match="choose one of auto, fp32, bf16, int8, onnx"):
+    with pytest.raises(CatalogError, match="choose one of auto, fp32, bf16, int8, int8-vnni, onnx"):
         resolve_backend("fp8")
 
 

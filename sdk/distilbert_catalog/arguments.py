@@ -111,9 +111,10 @@ class EvaluationArgs:
 @dataclass
 class GateArgs:
     candidates: str = arg(
-        "bf16,int8,onnx,onnx-int8", "Comma-separated backends to measure against fp32 (a "
-        "backend passes if it is faster and within tolerance); those this machine cannot run "
-        "(bf16 without native support) are recorded as skipped.")
+        "bf16,int8,int8-vnni,onnx,onnx-int8", "Comma-separated backends to measure against "
+        "fp32 (a backend passes if it is faster and within tolerance); those this machine "
+        "cannot run (bf16 without native support, int8-vnni without AVX512-VNNI) are recorded "
+        "as skipped.")
     tolerance: float = arg(
         0.5, "Points of the task's quality metric (QA F1; NER entity F1, accuracy and fill-mask "
         "top-1 in percent) a backend may lose against fp32 and still be kept.")

@@ -12,7 +12,10 @@ backend        what runs the encoder                                            
 ``bf16``       PyTorch, bfloat16: only where the hardware has it (CUDA, AVX512-BF16,  no
                AMX), and faster only where the gate measures it so (AVX512-BF16
                without AMX ran 1.2-1.4x slower than fp32)
-``int8``       PyTorch dynamic int8 quantisation of the encoder's Linear layers       no
+``int8``       PyTorch dynamic int8 on the encoder's Linear layers: per-channel        no
+               8-bit weights, 7-bit inputs (saturation-free on any x86 CPU)
+``int8-vnni``  the same with 8-bit inputs, only where the CPU has AVX512-VNNI        no
+               (see quantize_torch_int8)
 ``onnx``       ONNX Runtime, float32, with its transformer fusions (attention,        yes
                bias-GELU, embeddings; not skip-LayerNorm, see SLOW_FUSIONS)
 ``onnx-int8``  the fused ONNX graph with per-channel dynamic int8 weights on 7 bits  no
@@ -49,7 +52,7 @@ import torch
 from transformers.modeling_outputs import BaseModelOutput
 
 from .errors import CatalogError
-from .hardware import cpu_description, describe, same_cpu_kind
+from .hardware import cpu_description, cpu_flags, describe, same_cpu_kind
 from .precision import BACKEND_CHOICES, BACKENDS, bf16_unavailable
 
 log = logging.getLogger(__name__)
@@ -82,10 +85,15 @@ def unavailable(name: str, device: str | torch.device = "cpu") -> str | None:
         return None
     if device.type != "cpu":
         return f"{name} is a CPU backend; the model runs on {device.type}"
-    if name == "int8":
+    if name in TORCH_INT8:
         engines = torch.backends.quantized.supported_engines
-        return None if {"fbgemm", "x86", "qnnpack"} & set(engines) else (
-            f"this PyTorch build has no int8 engine (supported: {engines})")
+        if not {"fbgemm", "x86", "qnnpack"} & set(engines):
+            return f"this PyTorch build has no int8 engine (supported: {engines})"
+        if name == "int8-vnni" and not ({"fbgemm", "x86"} & set(engines)
+                                        and "avx512_vnni" in cpu_flags()):
+            return ("this CPU has no AVX512-VNNI: its int8 kernels add products in pairs into 16 "
+                    "bits, which 8-bit inputs would saturate; use int8 or onnx-int8")
+        return None
     if importlib.util.find_spec("onnxruntime") is None:
         return "onnxruntime is not installed (pip install onnxruntime)"
     return None
@@ -136,12 +144,9 @@ def apply_backend(model: torch.nn.Module, name: str, *, onnx_dir: str | Path | N
         return model.float()
     if name == "bf16":
         return model.to(torch.bfloat16)
-    if name == "int8":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation notice
-            encoder = torch.ao.quantization.quantize_dynamic(
-                model.base_model, {torch.nn.Linear}, dtype=torch.qint8)
-        set_encoder(model, encoder)
+    if name in TORCH_INT8:
+        set_encoder(model, quantize_torch_int8(model.base_model,
+                                               full_range_inputs=name == "int8-vnni"))
         return own_memory(model)
     if name in ONNX_FILES:
         folder = Path(onnx_dir) if onnx_dir else onnx_cache_dir(model)
@@ -166,6 +171,45 @@ def own_memory(model: torch.nn.Module) -> torch.nn.Module:
         for tensor in (*model.parameters(), *model.buffers()):
             tensor.data = tensor.data.clone()
     return model
+
+
+#: the PyTorch int8 backends: name -> whether inputs use all 8 bits (see quantize_torch_int8)
+TORCH_INT8 = {"int8": False, "int8-vnni": True}
+
+
+class FullRangeLinear(torch.ao.nn.quantized.dynamic.Linear):
+    """PyTorch's dynamic int8 Linear with its input quantised on 8 bits (0..255), not 7.
+
+    ``torch.ao.nn.quantized.dynamic.Linear`` always asks fbgemm for 7-bit inputs
+    (``reduce_range=True``) so that AVX2's ``vpmaddubsw`` pair sums (2 x 255 x 127 > 32,767)
+    cannot saturate; AVX512-VNNI's ``vpdpbusd`` adds four products straight into 32 bits, so on
+    such a CPU 8-bit inputs are exact and halve the input rounding error.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.quantized.linear_dynamic(
+            x, self._packed_params._packed_params, reduce_range=False).to(x.dtype)
+
+
+def quantize_torch_int8(encoder: torch.nn.Module, *, full_range_inputs: bool) -> torch.nn.Module:
+    """The encoder with every Linear layer in PyTorch dynamic int8 (fbgemm).
+
+    Weights are int8 with one scale per output channel (PyTorch's default is one scale per
+    layer: 1.5x the error in the pretrained encoder's hidden states); each call quantises its
+    input to uint8 with one scale for the whole batch, on 7 bits, or on 8 with
+    ``full_range_inputs`` (only exact on AVX512-VNNI; see :class:`FullRangeLinear`).
+    """
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation notice
+        quantized = quantize_dynamic(encoder, {torch.nn.Linear: per_channel_dynamic_qconfig},
+                                     dtype=torch.qint8)
+    if full_range_inputs:
+        for layer in quantized.modules():
+            if type(layer) is torch.ao.nn.quantized.dynamic.Linear:
+                layer.__class__ = FullRangeLinear
+    return quantized
 
 
 class OnnxEncoder(torch.nn.Module):

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "bf16")
 #: inference backends (see distilbert_catalog.backends); ``auto`` chooses among them
-BACKENDS = ("fp32", "bf16", "int8", "onnx", "onnx-int8")
+BACKENDS = ("fp32", "bf16", "int8", "int8-vnni", "onnx", "onnx-int8")
 BACKEND_CHOICES = ("auto", *BACKENDS)
 _NATIVE_BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 #: how much faster a bf16 training step must be (median fp32 / median bf16) for auto to pick it:
