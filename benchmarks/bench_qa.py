@@ -92,6 +92,14 @@ def catalog_tokens(predictor, rows: list[dict], params) -> dict[str, int]:
     return counts
 
 
+def versions() -> dict[str, str]:
+    import onnxruntime
+    import transformers
+
+    return {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
+            "transformers": transformers.__version__}
+
+
 def timed(fn) -> float:
     started = time.perf_counter()
     fn()
@@ -170,7 +178,7 @@ def main() -> None:
 
     report = {
         "benchmark": "question-answering", "model": str(args.model), "cpu": cpu_description(),
-        "torch_threads": torch.get_num_threads(), "requests": len(rows),
+        "versions": versions(), "torch_threads": torch.get_num_threads(), "requests": len(rows),
         "baseline_windows": windows, "baseline_positions": windows * WINDOW,
         "catalog_tokens": tokens, "rounds": args.rounds,
         "auto_backend": predictors["catalog-auto"].backend, "gate": record,
@@ -185,7 +193,9 @@ def main() -> None:
         "test_answers_changed": changed, "test_questions": len(answers["fp32"]),
     }
     print(f"{len(rows)} requests ({windows} baseline windows), {args.rounds} rounds, "
-          f"{torch.get_num_threads()} torch threads, {report['cpu']['model']}")
+          f"{torch.get_num_threads()} torch threads, {report['cpu']['model']} "
+          f"({' '.join(report['cpu']['simd'])}), " + ", ".join(
+              f"{k} {v}" for k, v in report["versions"].items()))
     print(f"tokens through the encoder: baseline {windows * WINDOW} positions; catalog "
           f"{tokens['real']} real, {tokens['padded']} padded in {tokens['batches']} batches "
           f"({windows * WINDOW / tokens['padded']:.2f}x fewer)")

@@ -96,3 +96,10 @@ def test_bench_qa_reports_every_backend_against_the_baseline(tiny_model, tmp_pat
     assert 0 < tokens["real"] <= tokens["padded"] < report["baseline_positions"]
     assert report["baseline_positions"] == 384 * report["baseline_windows"]
     assert report["test_questions"] == 84 and "test_f1_delta_points" in report
+    import onnxruntime
+    import torch
+
+    # every figure names the machine and software it was measured with
+    assert report["versions"]["torch"] == torch.__version__
+    assert report["versions"]["onnxruntime"] == onnxruntime.__version__
+    assert report["cpu"]["model"] and report["torch_threads"] >= 1
