@@ -19,8 +19,8 @@ tokens). One run does three things:
 
    Reported: requests/s per method (median over rounds, with min-max) and each catalog method's
    speed-up over the baseline: the median of the per-round ratios, with their min-max.
-3. **Quality on the test split**: SQuAD v2 F1 and EM of fp32 and of ``auto``'s backend, the
-   difference in points and how many answers differ.
+3. **Quality on the test split**: SQuAD v2 F1 and EM of fp32, of each backend and of ``auto``,
+   the difference in points from fp32 and how many answers differ.
 
 Results are printed and written as JSON (``--output``). Compare ratios across machines, never
 absolute figures.
@@ -163,18 +163,21 @@ def main() -> None:
     ratios = {name: [b / s for b, s in zip(seconds["baseline"], seconds[name])]
               for name in names if name != "baseline"}
 
-    # 3. quality on the test split: fp32 against auto's backend
-    quality = {}
-    for backend in ("fp32", "auto"):
+    # 3. quality on the test split: every backend and auto against fp32
+    quality, answers = {}, {}
+    for backend in (*backends, "auto"):  # fp32 first: the others are compared with it
         metrics = dc.evaluate(task.name, output_dir=work / f"test-{backend}",
                               mlflow_model_path=str(gated), test_data=str(data), backend=backend,
                               **settings)["metrics"]
-        quality[f"catalog-{backend}"] = {k: round(metrics[k], 2) for k in ("exact", "f1")}
-    delta = quality["catalog-auto"]["f1"] - quality["catalog-fp32"]["f1"]
-    answers = {backend: [row["prediction"] for row in map(json.loads, (
-        work / f"test-{backend}" / "predictions.jsonl").read_text().splitlines())]
-        for backend in ("fp32", "auto")}
-    changed = sum(a != b for a, b in zip(answers["fp32"], answers["auto"]))
+        answers[backend] = [row["prediction"] for row in map(json.loads, (
+            work / f"test-{backend}" / "predictions.jsonl").read_text().splitlines())]
+        quality[f"catalog-{backend}"] = {
+            **{k: round(metrics[k], 2) for k in ("exact", "f1")},
+            "f1_delta_points": round(metrics["f1"] - quality.get("catalog-fp32", {}).get(
+                "f1", metrics["f1"]), 2),
+            "answers_changed": sum(a != b for a, b in zip(answers[backend], answers["fp32"]))}
+    delta = quality["catalog-auto"]["f1_delta_points"]
+    changed = quality["catalog-auto"]["answers_changed"]
 
     report = {
         "benchmark": "question-answering", "model": str(args.model), "cpu": cpu_description(),
@@ -204,6 +207,9 @@ def main() -> None:
         extra = f"   {ratio['median']:.2f}x baseline ({ratio['range'][0]:.2f}-" \
                 f"{ratio['range'][1]:.2f})" if ratio else ""
         print(f"  {name:20} {r['median']:7.2f} req/s{extra}")
+    print("test split, each backend against fp32: " + ", ".join(
+        f"{name[8:]} F1 {q['f1']:.2f} ({q['f1_delta_points']:+.2f}, {q['answers_changed']} changed)"
+        for name, q in quality.items()))
     print(f"auto = {report['auto_backend']}: "
           f"{report['speedup_vs_baseline']['catalog-auto']['median']:.2f}x the baseline; test F1 "
           f"{quality['catalog-auto']['f1']:.2f} vs fp32 {quality['catalog-fp32']['f1']:.2f} "

@@ -96,6 +96,8 @@ def test_bench_qa_reports_every_backend_against_the_baseline(tiny_model, tmp_pat
     assert 0 < tokens["real"] <= tokens["padded"] < report["baseline_positions"]
     assert report["baseline_positions"] == 384 * report["baseline_windows"]
     assert report["test_questions"] == 84 and "test_f1_delta_points" in report
+    assert set(report["test_quality"]) == set(report["speedup_vs_baseline"])
+    assert report["test_quality"]["catalog-fp32"]["answers_changed"] == 0
     import onnxruntime
     import torch
 
