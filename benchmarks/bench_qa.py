@@ -42,7 +42,7 @@ import torch
 
 import distilbert_catalog as dc
 from distilbert_catalog.mlflow_model import load_predictor
-from distilbert_catalog.hardware import cpu_description
+from distilbert_catalog.hardware import cpu_description, describe
 from distilbert_catalog.samples import sample_dir
 from distilbert_catalog.tasks import get_task
 
@@ -90,14 +90,6 @@ def catalog_tokens(predictor, rows: list[dict], params) -> dict[str, int]:
     finally:
         predictor.forward_fn = forward
     return counts
-
-
-def versions() -> dict[str, str]:
-    import onnxruntime
-    import transformers
-
-    return {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
-            "transformers": transformers.__version__}
 
 
 def timed(fn) -> float:
@@ -181,7 +173,7 @@ def main() -> None:
 
     report = {
         "benchmark": "question-answering", "model": str(args.model), "cpu": cpu_description(),
-        "versions": versions(), "torch_threads": torch.get_num_threads(), "requests": len(rows),
+        "torch_threads": torch.get_num_threads(), "requests": len(rows),
         "baseline_windows": windows, "baseline_positions": windows * WINDOW,
         "catalog_tokens": tokens, "rounds": args.rounds,
         "auto_backend": predictors["catalog-auto"].backend, "gate": record,
@@ -196,9 +188,8 @@ def main() -> None:
         "test_answers_changed": changed, "test_questions": len(answers["fp32"]),
     }
     print(f"{len(rows)} requests ({windows} baseline windows), {args.rounds} rounds, "
-          f"{torch.get_num_threads()} torch threads, {report['cpu']['model']} "
-          f"({' '.join(report['cpu']['simd'])}), " + ", ".join(
-              f"{k} {v}" for k, v in report["versions"].items()))
+          f"{torch.get_num_threads()} torch threads, {describe(report['cpu'])}, torch "
+          f"{report['cpu']['torch']}, onnxruntime {report['cpu']['onnxruntime']}")
     print(f"tokens through the encoder: baseline {windows * WINDOW} positions; catalog "
           f"{tokens['real']} real, {tokens['padded']} padded in {tokens['batches']} batches "
           f"({windows * WINDOW / tokens['padded']:.2f}x fewer)")

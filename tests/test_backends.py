@@ -187,14 +187,14 @@ def test_torch_int8_layers_compute_exactly_their_rounding(backend, pretrained_mo
 
 
 def test_int8_vnni_is_refused_without_avx512_vnni(monkeypatch):
-    import distilbert_catalog.backends as backends
+    from distilbert_catalog.hardware import FLAGS_ENV
 
-    monkeypatch.setattr(backends, "cpu_flags", lambda: frozenset({"avx2", "avx512f"}))
+    monkeypatch.setenv(FLAGS_ENV, "avx512")  # AVX-512 without VNNI
     assert "AVX512-VNNI" in unavailable("int8-vnni", "cpu")
     assert unavailable("int8", "cpu") is None
     with pytest.raises(CatalogError, match="int8-vnni cannot run here.*saturate"):
         resolve_backend("int8-vnni", "cpu")
-    monkeypatch.setattr(backends, "cpu_flags", lambda: frozenset({"avx512f", "avx512_vnni"}))
+    monkeypatch.setenv(FLAGS_ENV, "avx512-vnni-bf16")
     assert unavailable("int8-vnni", "cpu") is None
 
 
@@ -370,7 +370,9 @@ def _tiny_emotion(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("kind", sorted(SIMULATED_KINDS))
-def test_every_backend_runs_on_every_cpu_kind_but_bf16_needs_it_native(monkeypatch, kind):
+def test_every_backend_runs_on_every_cpu_kind_but_bf16_and_int8_vnni_need_theirs(monkeypatch,
+                                                                                kind):
     monkeypatch.setenv(FLAGS_ENV, kind)
     refused = {name: reason for name in BACKENDS if (reason := unavailable(name, "cpu"))}
-    assert list(refused) == ([] if "bf16" in kind or kind == "amx" else ["bf16"])
+    native = "bf16" in kind or kind == "amx"  # the same kinds have AVX512-VNNI
+    assert list(refused) == ([] if native else ["bf16", "int8-vnni"])
