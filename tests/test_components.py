@@ -124,6 +124,28 @@ def test_environment_yaml_loads_and_is_referenced(path):
     assert f"azureml:{env.name}@latest" in referenced
 
 
+@pytest.mark.parametrize("name", ["inference", "training"])
+def test_environment_pins_are_within_the_catalogs_own_ranges(name):
+    """An image pins versions the catalog declares it works with (pyproject.toml), and has
+    azureml-mlflow, which is what makes MLflow track to the Azure ML workspace. Whether the pins
+    install together needs an index: tests/test_environments.py (opt-in) installs them."""
+    from importlib.metadata import requires
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    ranges = {canonicalize_name(r.name): r.specifier
+              for r in map(Requirement, requires("distilbert-catalog")) if r.marker is None}
+    context = REPO / "environments" / name / "context"
+    pins = [Requirement(line) for line in (context / "requirements.txt").read_text().splitlines()
+            if line and not line.startswith("#")]
+    outside = [str(p) for p in pins if canonicalize_name(p.name) in ranges
+               and not ranges[canonicalize_name(p.name)].contains(
+                   next(iter(p.specifier)).version, prereleases=True)]
+    assert not outside, f"pinned outside pyproject.toml's ranges: {outside}"
+    assert "azureml-mlflow" in {canonicalize_name(p.name) for p in pins}
+
+
 def test_deployments_name_only_cpu_skus_the_cpu_environments_serve():
     """The environments install CPU torch only; a GPU SKU (Standard_N*) named by a deployment
     or pipeline would need a GPU variant of the environment first."""
