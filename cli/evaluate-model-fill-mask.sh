@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Evaluate distilbert-base-uncased on fill-mask (top-k accuracy, MRR, pseudo-perplexity), card.
+# Azure ML CLI v2 (az extension add -n ml), signed in (az login), with a default workspace:
+#   az configure --defaults group=<resource-group> workspace=<workspace>
+# Local twin, offline, with distilbert-catalog instead of az: cli/local/evaluate-model-fill-mask.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# Pipeline inputs can be overridden, e.g. --set inputs.num_train_epochs=1
+az ml job create --file pipelines/fill-mask-evaluation.yaml --stream "$@"

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Fine-tune DistilBERT for named-entity recognition (CoNLL-2003 token classification), evaluate it, card.
+# Azure ML CLI v2 (az extension add -n ml), signed in (az login), with a default workspace:
+#   az configure --defaults group=<resource-group> workspace=<workspace>
+# Local twin, offline, with distilbert-catalog instead of az: cli/local/named-entity-recognition.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# Pipeline inputs can be overridden, e.g. --set inputs.num_train_epochs=1
+az ml job create --file pipelines/named-entity-recognition.yaml --stream "$@"

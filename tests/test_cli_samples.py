@@ -1,0 +1,101 @@
+"""CLI samples: every Azure ML script parses (bash -n) and has a local twin; every local twin runs
+with bash, offline, on the tiny model."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CLI = Path(__file__).resolve().parents[1] / "cli"
+AZ_SCRIPTS = sorted(CLI.glob("*.sh"))
+TWINS = sorted((CLI / "local").glob("*.sh"))
+
+
+def test_every_script_parses_and_has_a_local_twin():
+    assert len(AZ_SCRIPTS) == 8
+    assert [p.name for p in AZ_SCRIPTS] == [p.name for p in TWINS]
+    for script in AZ_SCRIPTS + TWINS:
+        subprocess.run(["bash", "-n", str(script)], check=True)
+        assert os.access(script, os.X_OK), script
+    for script in AZ_SCRIPTS:
+        text = script.read_text()
+        assert "az ml " in text and "set -euo pipefail" in text
+        for ref in ("pipelines/", "components/deploy/", "cli/requests/", "model_cards/"):
+            for word in text.split():
+                word = word.strip('"').split("=")[-1]
+                if word.startswith(ref) and "$" not in word:
+                    assert (CLI.parent / word).exists(), f"{script.name}: {word}"
+    for twin in TWINS:
+        assert "az " not in twin.read_text()
+
+
+def test_request_files_are_the_catalog_format():
+    qa = json.loads((CLI / "requests" / "question-answering.json").read_text())
+    assert set(qa["inputs"]) == {"question", "context"}
+    fm = json.loads((CLI / "requests" / "fill-mask.json").read_text())
+    assert all("[MASK]" in t for t in fm["inputs"]["input_string"])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_twin(name: str, tmp_path: Path, model: Path, **env) -> subprocess.CompletedProcess:
+    bindir = Path(sys.executable).parent
+    full = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
+            "MODEL": str(model), "OUT": str(tmp_path / "out"), **env}
+    proc = subprocess.run(["bash", str(CLI / "local" / name)], env=full, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def test_local_online_endpoint_twins_answer(tiny_model, tmp_path):
+    qa = run_twin("question-answering-online-endpoint.sh", tmp_path / "qa", tiny_model,
+                  PORT=str(_free_port()))
+    answers = json.loads(qa.stdout[qa.stdout.index("["):])
+    request = json.loads((CLI / "requests" / "question-answering.json").read_text())
+    assert len(answers) == 2
+    for answer, context in zip(answers, request["inputs"]["context"]):
+        assert set(answer) == {"score", "start", "end", "answer"}
+        assert context[answer["start"]:answer["end"]] == answer["answer"]
+    fm = run_twin("fill-mask-online-endpoint.sh", tmp_path / "fm", tiny_model,
+                  PORT=str(_free_port()))
+    answers = json.loads(fm.stdout[fm.stdout.index("["):])
+    assert len(answers) == 2 and all(set(a) == {"0"} for a in answers)
+
+
+def test_local_batch_twin_scores_every_row(tiny_model, tmp_path):
+    import pandas as pd
+
+    run_twin("fill-mask-batch-endpoint.sh", tmp_path, tiny_model)
+    frames = [pd.read_csv(p) for p in (tmp_path / "out" / "batch").glob("*.csv")]
+    rows = sum(len(p.read_text().splitlines())
+               for p in (CLI / "requests" / "fill-mask-batch").glob("*.jsonl"))
+    assert sum(len(f) for f in frames) == rows
+
+
+@pytest.mark.parametrize("name, env, output", [
+    ("emotion-detection.sh", {"EPOCHS": "1", "LEARNING_RATE": "0.002"}, "evaluation_result"),
+    ("named-entity-recognition.sh", {"EPOCHS": "1"}, "evaluation_result"),
+    ("extractive-qa.sh", {"EPOCHS": "1", "MAX_SEQ_LENGTH": "128", "DOC_STRIDE": "32"},
+     "evaluation_result"),
+    ("evaluate-model-question-answering.sh", {"MAX_SEQ_LENGTH": "128", "DOC_STRIDE": "32"},
+     "evaluation_result"),
+    ("evaluate-model-fill-mask.sh", {"PSEUDO_PERPLEXITY_SAMPLES": "4"}, "evaluation_result"),
+])
+def test_local_pipeline_twins_run(name, env, output, tiny_model, tmp_path):
+    proc = run_twin(name, tmp_path, tiny_model, **env)
+    lines = proc.stdout.splitlines()
+    start = max(i for i, line in enumerate(lines) if line == "{")
+    outputs = json.loads("\n".join(lines[start:]))["outputs"]
+    metrics = json.loads((Path(outputs[output]) / "metrics.json").read_text())
+    assert metrics["stage"] == "evaluation" and metrics["metrics"]
+    assert (Path(outputs["model_card"]) / "README.md").is_file()
