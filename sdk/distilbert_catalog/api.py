@@ -100,6 +100,15 @@ def model_card(evaluation_dir: str | Path, output_dir: str | Path, **kwargs) -> 
     return write_card(output_dir, evaluation_dir=evaluation_dir, **kwargs)
 
 
+def model_page(model: str, metrics=(), output_dir: str | Path | None = None) -> Path:
+    """Render the catalog page of ``model`` (e.g. "distilbert-base-cased") from ``metrics``
+    (metrics.json files or their folders); default output: ``model_cards/<model>/README.md``."""
+    from .model_pages import render_model_page
+
+    return render_model_page(model, [metrics] if isinstance(metrics, (str, Path)) else metrics,
+                             output_dir)
+
+
 def pipeline_path(name: str | Path) -> Path:
     path = Path(name)
     if path.exists():

@@ -94,6 +94,16 @@ def cmd_quickstart(args) -> int:
     return 0 if summary["http_status"] == 200 else 1
 
 
+def cmd_card(args) -> int:
+    from .model_pages import render_index, render_model_page
+
+    if args.model:
+        print(render_model_page(args.model, args.metrics or (), args.output_dir))
+    if args.index or not args.model:
+        print(render_index(args.output_dir if not args.model else None))
+    return 0
+
+
 def cmd_specs(args) -> int:
     from .components import write_specs
 
@@ -174,6 +184,16 @@ def parser() -> argparse.ArgumentParser:
     qs = sub.add_parser("quickstart", help="emotion pipeline end to end on bundled data")
     qs.add_argument("--output-dir", default="quickstart-out")
     qs.set_defaults(func=cmd_quickstart)
+
+    card = sub.add_parser("card", help="render a catalog model page from metrics.json files "
+                          "(and the index of all models)")
+    card.add_argument("--model", help="catalog model, e.g. distilbert-base-cased (none: the index)")
+    card.add_argument("--metrics", nargs="+", metavar="METRICS_JSON",
+                      help="evaluation metrics.json files (or their folders) for the table")
+    card.add_argument("--output-dir", help="where README.md goes (default: model_cards/<model>/, "
+                      "the index: model_cards/)")
+    card.add_argument("--index", action="store_true", help="also rewrite model_cards/README.md")
+    card.set_defaults(func=cmd_card)
 
     specs = sub.add_parser("specs", help="regenerate components/*/spec.yaml from the sdk")
     specs.add_argument("--root", default=".")
