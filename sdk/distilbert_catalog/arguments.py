@@ -228,6 +228,11 @@ class QAEvaluationArgs(QuestionAnsweringArgs):
     null_score_threshold: float = arg(
         0.0, "Predict no answer when null_score > best_span_score + null_score_threshold; "
         "positive values make no-answer rarer.")
+    language: str = arg(
+        "en", "Language code of the answers (en, es, de, ar, zh, ja, hi, vi, ...). Other than "
+        "en, the metrics add mlqa_exact and mlqa_f1: MLQA-style scoring with the language's "
+        "articles, Unicode punctuation and one token per character of scripts written without "
+        "spaces.")
 
 
 @dataclass

@@ -42,10 +42,12 @@ def _strings(value) -> Iterable[str]:
             yield from _strings(item)
 
 
-def train_vocab(texts: Iterable[str], vocab_size: int) -> list[str]:
-    """Train an uncased WordPiece vocabulary the way BERT's was made, on ``texts``."""
+def train_vocab(texts: Iterable[str], vocab_size: int, cased: bool = False) -> list[str]:
+    """Train a WordPiece vocabulary the way BERT's was made, on ``texts`` (uncased unless
+    ``cased``: then neither lower-cased nor accent-stripped, like multilingual BERT's)."""
     tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=not cased,
+                                                      strip_accents=False if cased else None)
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS)
     tokenizer.train_from_iterator(texts, trainer=trainer)
@@ -56,13 +58,17 @@ def train_vocab(texts: Iterable[str], vocab_size: int) -> list[str]:
 def build_tiny_model(out_dir: str | Path, *, texts: Iterable[str] | None = None,
                      vocab_size: int = 3000, dim: int = 64, n_layers: int = 2, n_heads: int = 2,
                      hidden_dim: int = 256, max_position_embeddings: int = 512,
-                     seed: int = 0) -> Path:
-    """Write a tiny DistilBERT (masked-LM head, like the hub base model) and tokenizer to ``out_dir``."""
+                     seed: int = 0, cased: bool = False) -> Path:
+    """Write a tiny DistilBERT (masked-LM head, like the hub base model) and tokenizer to ``out_dir``.
+
+    ``cased``: a cased tokenizer that keeps accents (like distilbert-base-multilingual-cased).
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    vocab = train_vocab(sample_texts() if texts is None else texts, vocab_size)
+    vocab = train_vocab(sample_texts() if texts is None else texts, vocab_size, cased)
     tokenizer = DistilBertTokenizer(vocab={token: i for i, token in enumerate(vocab)},
-                                    do_lower_case=True, model_max_length=max_position_embeddings)
+                                    do_lower_case=not cased, strip_accents=False if cased else None,
+                                    model_max_length=max_position_embeddings)
     tokenizer.save_pretrained(out_dir)
     set_seed(seed)
     config = DistilBertConfig(vocab_size=len(vocab), dim=dim, n_layers=n_layers, n_heads=n_heads,

@@ -28,7 +28,7 @@ from ...data import Data, is_text
 from ...errors import BadRequest, DataError
 from ...inference import to_numpy
 from ..base import EvalResult, Param, Task, positive
-from . import engine, squad
+from . import engine, mlqa, squad
 
 ID, TITLE, CONTEXT, QUESTION, ANSWERS = "id", "title", "context", "question", "answers"
 PLOT = "f1_vs_no_answer_threshold.png"
@@ -338,6 +338,10 @@ class QuestionAnswering(Task):
         metrics = {k: float(v) for k, v in official.items()}
         if not has_no_answer:
             metrics["exact_match"] = metrics["exact"]  # the SQuAD v1 name
+        if settings.get("language", "en") != "en":
+            gold = {r["id"]: r["answers"]["text"] for r in references}
+            metrics.update(mlqa.mlqa_metrics([gold[q] for q in gold],
+                                             [predictions[q] for q in gold], settings["language"]))
         rows = squad.per_question(references, predictions, na_probs)
         for row, question in zip(rows, data.dataset[QUESTION]):
             row["question"] = question
