@@ -17,11 +17,12 @@ Lower-casing here is for *scoring* answers only; models and tokenizers see the t
 
 from __future__ import annotations
 
-import collections
 import re
 import string
 import unicodedata
 from typing import Sequence
+
+from .squad import token_f1
 
 #: articles removed before scoring, per MLQA language code (MLQA's lists; de from its README)
 ARTICLES = {
@@ -88,20 +89,10 @@ def tokens(text: str, language: str = "en") -> list[str]:
     return out
 
 
-def _f1_one(gold: str, pred: str, language: str) -> float:
-    gold_toks, pred_toks = tokens(gold, language), tokens(pred, language)
-    if not gold_toks or not pred_toks:
-        return float(gold_toks == pred_toks)
-    same = sum((collections.Counter(gold_toks) & collections.Counter(pred_toks)).values())
-    if same == 0:
-        return 0.0
-    precision, recall = same / len(pred_toks), same / len(gold_toks)
-    return 2 * precision * recall / (precision + recall)
-
-
 def f1_score(gold_answers: Sequence[str], pred: str, language: str = "en") -> float:
     """Best token F1 of ``pred`` over the gold answers (no gold: gold is "")."""
-    return max(_f1_one(g, pred, language) for g in (list(gold_answers) or [""]))
+    pred_toks = tokens(pred, language)
+    return max(token_f1(tokens(g, language), pred_toks) for g in (list(gold_answers) or [""]))
 
 
 def exact_score(gold_answers: Sequence[str], pred: str, language: str = "en") -> int:
@@ -116,5 +107,6 @@ def mlqa_metrics(golds: Sequence[Sequence[str]], preds: Sequence[str],
     n = len(preds)
     if n == 0:
         return {"mlqa_exact": 0.0, "mlqa_f1": 0.0}
-    return {"mlqa_exact": 100.0 * sum(exact_score(g, p, language) for g, p in zip(golds, preds)) / n,
-            "mlqa_f1": 100.0 * sum(f1_score(g, p, language) for g, p in zip(golds, preds)) / n}
+    pairs = list(zip(golds, preds))
+    return {"mlqa_exact": 100.0 * sum(exact_score(g, p, language) for g, p in pairs) / n,
+            "mlqa_f1": 100.0 * sum(f1_score(g, p, language) for g, p in pairs) / n}

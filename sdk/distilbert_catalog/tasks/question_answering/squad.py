@@ -57,7 +57,11 @@ def _exact_one(gold: str, pred: str) -> int:
 
 def _f1_one(gold: str, pred: str) -> float:
     """Token-overlap F1 of one gold answer and a prediction (1/0 if either is empty)."""
-    gold_toks, pred_toks = _tokens(gold), _tokens(pred)
+    return token_f1(_tokens(gold), _tokens(pred))
+
+
+def token_f1(gold_toks: Sequence[str], pred_toks: Sequence[str]) -> float:
+    """F1 of the token overlap (as multisets); 1/0 if either side is empty."""
     if not gold_toks or not pred_toks:
         return float(gold_toks == pred_toks)
     same = sum((collections.Counter(gold_toks) & collections.Counter(pred_toks)).values())
