@@ -1,7 +1,7 @@
 """Extractive QA serving speed and answer quality per backend, against a plain baseline, in one run.
 
-The model is a fine-tuned QA model (``--model``: the MLflow or Hugging Face folder the README's
-extractive-qa recipe writes). The requests are SQuAD-like question/context pairs of mixed length:
+The model is a fine-tuned QA model (``--model``: the MLflow or Hugging Face folder the
+extractive-qa recipe of docs/question-answering.md writes). The requests are SQuAD-like question/context pairs of mixed length:
 ``--requests`` rows of the bundled sample's test split (84 questions; contexts from 60 to 700
 tokens). One run does three things:
 

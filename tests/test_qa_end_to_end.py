@@ -26,7 +26,7 @@ from tests.conftest import REPO
 SQUAD = sample_dir("squad_v2")
 SCORE_SCRIPT = REPO / "sdk" / "distilbert_catalog" / "serving" / "score.py"
 FULL = bool(os.environ.get("DISTILBERT_QA_FULL_TRAINING"))
-# the recipe that clears the F1 >= 60 bar (test F1 84.92 on the pretrained offline DistilBERT; README)
+# the recipe that clears the F1 >= 60 bar (test F1 84.92 on the pretrained offline DistilBERT; docs/question-answering.md)
 FULL_SETTINGS = {"max_seq_length": 384, "doc_stride": 128}
 FULL_TRAINING = {"num_train_epochs": 3, "learning_rate": 2e-4, "per_device_train_batch_size": 8,
                  "warmup_ratio": 0.1, "seed": 42}
@@ -247,14 +247,14 @@ def test_extractive_qa_pipeline_runs_locally_with_overrides(tiny_model, tmp_path
 
 
 def test_readme_pipeline_command_runs_the_verified_recipe():
-    """The README's `distilbert-catalog run pipelines/extractive-qa.yaml --set ...` command hands
+    """The QA page's `distilbert-catalog run pipelines/extractive-qa.yaml --set ...` command hands
     the fine-tune step exactly the recipe the opt-in quality test verifies."""
     import re
     import shlex
 
     from distilbert_catalog.runner.pipeline import plan_pipeline
 
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "docs" / "question-answering.md").read_text()
     command = readme[readme.index("distilbert-catalog run pipelines/extractive-qa.yaml"):]
     command = command[:command.index("```")].replace("\\\n", " ")
     words = shlex.split(command)

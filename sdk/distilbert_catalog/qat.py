@@ -5,7 +5,7 @@ encoder (the attention projections inside its fused attention too) with per-outp
 symmetric 7-bit weights and its input quantised on the fly to uint8 with one scale per call (the
 min-max of the whole padded batch); PyTorch's ``int8`` backend rounds otherwise (7-bit inputs,
 8-bit weights with one scale per layer). On a model fine-tuned in float, those rounding errors
-flip a few near-tie answers (see the README's QA benchmark). With ``quantization_aware`` on,
+flip a few near-tie answers (docs/performance.md, QA benchmark). With ``quantization_aware`` on,
 fine-tuning runs the encoder's Linear layers through ``onnx-int8``'s rounding (*fake
 quantisation*: quantise, then dequantise, in float), with gradients passed straight through the
 rounding, so the weights it finds are ones whose int8 answers are its float answers. (The int8

@@ -67,7 +67,8 @@ def build_tiny_model(out_dir: str | Path, *, texts: Iterable[str] | None = None,
     out_dir.mkdir(parents=True, exist_ok=True)
     vocab = train_vocab(sample_texts() if texts is None else texts, vocab_size, cased)
     tokenizer = DistilBertTokenizer(vocab={token: i for i, token in enumerate(vocab)},
-                                    do_lower_case=not cased, strip_accents=False if cased else None,
+                                    do_lower_case=not cased,
+                                    strip_accents=False if cased else None,
                                     model_max_length=max_position_embeddings)
     tokenizer.save_pretrained(out_dir)
     set_seed(seed)

@@ -98,7 +98,7 @@ QUESTIONS = {
     "region": ["Where is {name} located?"],
 }
 # Questions per split. With 400 training questions MiniLM-L6 stalled at test F1 48 after ~3
-# epochs; with 1,200 the README recipe (3 epochs) reaches test F1 69.
+# epochs; with 1,200 the docs/question-answering.md recipe (3 epochs) reaches test F1 69.
 SQUAD_TARGET = {"train": 1200, "validation": 60, "test": 80}
 
 
