@@ -3,7 +3,6 @@ with bash, offline, on the tiny model."""
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,6 @@ from typing import Any, Iterator
 from .api import REPO_ROOT, batch_deployment, batch_deployment_dir, batch_endpoint, pipeline_job
 
 ONLINE_DIR = REPO_ROOT / "components" / "deploy" / "online"
-WORKSPACE_KEYS = ("subscription_id", "resource_group", "workspace_name")
 
 
 @dataclass
@@ -191,7 +189,8 @@ def workspace(mode: str | None = None, *, subscription_id: str | None = None,
 
     credential = DefaultAzureCredential()
     if all(names.values()):
-        client = MLClient(credential, **names)
+        client = MLClient(credential, subscription_id=subscription_id,
+                          resource_group_name=resource_group, workspace_name=workspace_name)
     else:
         try:
             client = MLClient.from_config(credential)
@@ -204,10 +203,3 @@ def workspace(mode: str | None = None, *, subscription_id: str | None = None,
     print(f"azure mode: workspace {client.workspace_name}")
     return Workspace("azure", output_dir=output_dir, ml_client=client)
 
-
-def wait_for(path: Path, seconds: float = 30.0) -> Path:
-    """``path`` once it exists (Azure downloads land a moment after the job ends)."""
-    deadline = time.time() + seconds
-    while not path.exists() and time.time() < deadline:
-        time.sleep(0.5)
-    return path
