@@ -57,17 +57,17 @@ def run_twin(name: str, tmp_path: Path, model: Path, **env) -> subprocess.Comple
 
 
 def test_local_online_endpoint_twins_answer(tiny_model, tmp_path):
-    qa = run_twin("question-answering-online-endpoint.sh", tmp_path / "qa", tiny_model,
-                  PORT=str(_free_port()))
-    answers = json.loads(qa.stdout[qa.stdout.index("["):])
+    run_twin("question-answering-online-endpoint.sh", tmp_path / "qa", tiny_model,
+             PORT=str(_free_port()))
+    answers = json.loads((tmp_path / "qa" / "out" / "response.json").read_text())
     request = json.loads((CLI / "requests" / "question-answering.json").read_text())
     assert len(answers) == 2
     for answer, context in zip(answers, request["inputs"]["context"]):
         assert set(answer) == {"score", "start", "end", "answer"}
         assert context[answer["start"]:answer["end"]] == answer["answer"]
-    fm = run_twin("fill-mask-online-endpoint.sh", tmp_path / "fm", tiny_model,
-                  PORT=str(_free_port()))
-    answers = json.loads(fm.stdout[fm.stdout.index("["):])
+    run_twin("fill-mask-online-endpoint.sh", tmp_path / "fm", tiny_model,
+             PORT=str(_free_port()))
+    answers = json.loads((tmp_path / "fm" / "out" / "response.json").read_text())
     assert len(answers) == 2 and all(set(a) == {"0"} for a in answers)
 
 
