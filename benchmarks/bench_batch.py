@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 from transformers import AutoTokenizer, DistilBertConfig
 
-from distilbert_catalog.mlflow_model import load_predictor
+from distilbert_catalog.inference import load_predictor
 from distilbert_catalog.serving.batch import BatchScorer, file_items
 from distilbert_catalog.tasks import get_task
 from distilbert_catalog.tiny import build_tiny_model, sample_texts

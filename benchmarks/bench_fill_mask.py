@@ -22,7 +22,8 @@ import time
 import torch
 from transformers import AutoTokenizer, DistilBertConfig, DistilBertForMaskedLM
 
-from distilbert_catalog.inference import Predictor, torch_forward
+from distilbert_catalog.backends import torch_forward
+from distilbert_catalog.inference import Predictor
 from distilbert_catalog.tasks import get_task
 from distilbert_catalog.tasks.fill_mask import engine
 from distilbert_catalog.tiny import build_tiny_model, sample_texts

@@ -115,7 +115,7 @@ def catalog(base: Path, out: Path, recipe: dict, precision: str = "fp32") -> dic
 
 
 def test_accuracy(model_dir: Path) -> float:
-    from distilbert_catalog.mlflow_model import load_predictor
+    from distilbert_catalog.inference import load_predictor
 
     rows = read_split("test")
     labels = label_names("text-classification")

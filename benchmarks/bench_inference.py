@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from transformers import AutoTokenizer, DistilBertConfig, DistilBertForSequenceClassification
 
-from distilbert_catalog.inference import Predictor, to_numpy
+from distilbert_catalog.backends import to_numpy
+from distilbert_catalog.inference import Predictor
 from distilbert_catalog.tasks import get_task
 from distilbert_catalog.tiny import build_tiny_model, sample_texts
 

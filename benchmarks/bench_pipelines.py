@@ -95,7 +95,7 @@ def main() -> None:
     from transformers import pipeline
 
     from distilbert_catalog.backends import unavailable
-    from distilbert_catalog.mlflow_model import load_predictor
+    from distilbert_catalog.inference import load_predictor
     from distilbert_catalog.modeling import resolve_model_source
 
     backends = [b for b in args.backends.split(",") if b]

@@ -41,8 +41,8 @@ from pathlib import Path
 import torch
 
 import distilbert_catalog as dc
-from distilbert_catalog.mlflow_model import load_predictor
 from distilbert_catalog.hardware import cpu_description, describe
+from distilbert_catalog.inference import load_predictor
 from distilbert_catalog.samples import sample_dir
 from distilbert_catalog.tasks import get_task
 

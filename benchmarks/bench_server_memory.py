@@ -149,7 +149,8 @@ def main() -> None:
     os.environ["GUNICORN_CMD_ARGS"] = "--threads 4"
 
     import distilbert_catalog
-    from distilbert_catalog.mlflow_model import load_predictor, package_model
+    from distilbert_catalog.inference import load_predictor
+    from distilbert_catalog.mlflow_model import package_model
 
     script = Path(distilbert_catalog.__file__).resolve().parent / "serving" / "score.py"
     backends = [b for b in args.backends.split(",") if b]

@@ -310,7 +310,7 @@ def test_gate_component_runs_in_a_fresh_process_and_auto_follows_it(task_models,
     """`distilbert-catalog run components/gate/...` as users run it; the gated MLflow model
     carries the record, its metadata names the choice, and loading it with auto uses it."""
     from distilbert_catalog.metrics_file import read_metrics
-    from distilbert_catalog.mlflow_model import load_predictor
+    from distilbert_catalog.inference import load_predictor
     from distilbert_catalog.modeling import mlflow_metadata
 
     out = tmp_path / "run"

@@ -35,7 +35,7 @@ def fill_mask_mlflow(biased_fill_mask_model, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def reference(biased_fill_mask_model):
-    from distilbert_catalog.mlflow_model import load_predictor
+    from distilbert_catalog.inference import load_predictor
 
     return load_predictor(biased_fill_mask_model, backend="fp32")
 

@@ -127,7 +127,7 @@ def assert_entities(entities: list, text: str) -> None:
 
 @needs_full_training
 def test_full_finetune_finds_the_seed_sentence_entities(ner_model):
-    from distilbert_catalog.mlflow_model import load_predictor
+    from distilbert_catalog.inference import load_predictor
 
     predictor = load_predictor(ner_model.mlflow_model_dir)
     text = SEED_REQUEST["input_string"][0]

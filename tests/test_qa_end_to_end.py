@@ -138,7 +138,7 @@ def test_mlflow_model_predicts_a_dataframe(qa_model):
 
 
 def test_a_5000_word_context_is_answered_with_an_exact_span(qa_model):
-    from distilbert_catalog.mlflow_model import load_predictor
+    from distilbert_catalog.inference import load_predictor
 
     predictor = load_predictor(qa_model.mlflow_model_dir, batch_size=16)
     contexts = [json.loads(line)["context"] for line in (SQUAD / "test.jsonl").open()]
@@ -214,7 +214,7 @@ def test_full_finetune_reaches_f1_60_on_the_test_split(qa_model, qa_eval):
 
 @needs_full_training
 def test_full_finetune_answers_the_seed_request(qa_model):
-    from distilbert_catalog.mlflow_model import load_predictor
+    from distilbert_catalog.inference import load_predictor
 
     predictor = load_predictor(qa_model.mlflow_model_dir, batch_size=16)
     rows = [{"question": q, "context": c} for q, c in zip(*SEED_REQUEST.values())]

@@ -77,7 +77,7 @@ def gate(task: str, *, output_dir: str | Path = "outputs/gate", **kwargs) -> dic
 
 def load_model(source: str | Path, **kwargs):
     """A Predictor for a hub id, HF folder or MLflow model: ``load_model(p).predict(rows)``."""
-    from .mlflow_model import load_predictor
+    from .inference import load_predictor
 
     return load_predictor(source, **kwargs)
 

@@ -39,23 +39,39 @@ from __future__ import annotations
 import copy
 import hashlib
 import importlib.util
+import json
 import logging
 import os
 import shutil
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
 from transformers.modeling_outputs import BaseModelOutput
 
+from .defaults import cache_root
 from .errors import CatalogError
 from .hardware import cpu_description, cpu_flags, describe, same_cpu_kind
 from .precision import BACKEND_CHOICES, BACKENDS, bf16_unavailable
 
 log = logging.getLogger(__name__)
+
+Batch = Mapping[str, torch.Tensor]
+ForwardFn = Callable[[Batch], Any]
+
+#: the gate record a gated model folder carries (:mod:`distilbert_catalog.quality_gate` writes it)
+GATE_FILE = "backend_gate.json"
+#: the folder of a gated model that holds its exported ONNX graphs
+ONNX_DIR = "onnx"
+
+
+def read_gate_record(model_folder: str | Path) -> dict | None:
+    """The quality-gate record saved with a model folder, or None when it was never gated."""
+    path = Path(model_folder) / GATE_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
 
 AUTO = "auto"
 #: the exact reference every other backend is measured against, and what ``auto`` serves unmeasured
@@ -129,6 +145,20 @@ def resolve_backend(requested: str = AUTO, device: str | torch.device = "cpu",
 
 
 # --- applying a backend ------------------------------------------------------------------------
+def torch_forward(model: torch.nn.Module) -> ForwardFn:
+    """The default forward pass: eager PyTorch, weights already in the chosen dtype, no autograd."""
+
+    def forward(batch: Batch):
+        with torch.inference_mode():
+            return model(**batch)
+
+    return forward
+
+
+def to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().float().cpu().numpy()
+
+
 def set_encoder(model: torch.nn.Module, encoder: torch.nn.Module) -> None:
     setattr(model, model.base_model_prefix, encoder)
 
@@ -258,7 +288,6 @@ def weights_digest(model: torch.nn.Module) -> str:
 
 
 def onnx_cache_dir(model: torch.nn.Module) -> Path:
-    from .pretrained import cache_root
     import onnxruntime
 
     return cache_root() / "onnx" / (f"{weights_digest(model)}-ort{onnxruntime.__version__}"

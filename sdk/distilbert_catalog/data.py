@@ -15,7 +15,7 @@ from typing import Callable, Iterable
 
 import datasets
 
-from .errors import DataError
+from .errors import CatalogError, DataError
 
 FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 SPLIT_ALIASES = {
@@ -147,3 +147,14 @@ def rename_columns(data: Data, mapping: dict[str, str]) -> Data:
     if mapping:
         data.dataset = data.dataset.rename_columns(mapping)
     return data
+
+
+def load_split(local_path: str | None, data_args, split: str) -> Data:
+    """Load ``split`` from a local file/folder, else from the hub dataset in ``data_args``
+    (anything with ``dataset_name`` and ``dataset_config``)."""
+    if local_path:
+        return load_data(local_path, split=split)
+    if data_args.dataset_name:
+        return load_data(data_args.dataset_name, split=split, config=data_args.dataset_config)
+    raise CatalogError("no data: give a local data path (train_data / test_data) or a hub "
+                       "dataset_name")

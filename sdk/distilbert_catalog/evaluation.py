@@ -14,14 +14,14 @@ from pathlib import Path
 import mlflow
 
 from .arguments import EvaluateDataArgs, EvaluationArgs, ModelArgs
+from .data import load_split
+from .inference import load_predictor
 from .metrics_file import read_metrics, write_metrics
 from .modeling import describe_model
-from .mlflow_model import load_predictor
 from .serving.request_parsing import parse_request
 from .tasks import get_task
 from .tasks.base import EvalResult
 from .tracking import configure_tracking, log_flat
-from .training import load_split
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:

@@ -12,16 +12,19 @@ gives back one result per feature in the original order. The forward pass is a s
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
+from transformers import AutoConfig, AutoTokenizer
 
-from .backends import AUTO, apply_backend, resolve_backend
+from .backends import (AUTO, ONNX_DIR, Batch, ForwardFn, apply_backend, read_gate_record,
+                       resolve_backend)
+from .modeling import resolve_model_source
 from .precision import default_device
+from .tasks import get_task, task_for_config
 
-Batch = Mapping[str, torch.Tensor]
-ForwardFn = Callable[[Batch], Any]
 # Splits a batch's model output into one numpy result per row, given each row's unpadded length.
 ExtractFn = Callable[[Any, Batch, Sequence[int]], list]
 
@@ -61,16 +64,6 @@ def plan_batches(lengths: Sequence[int], max_rows: int, max_tokens: int = MAX_BA
         batches.append(range(cut[end], end))
         end = cut[end]
     return batches[::-1]
-
-
-def torch_forward(model: torch.nn.Module) -> ForwardFn:
-    """The default forward pass: eager PyTorch, weights already in the chosen dtype, no autograd."""
-
-    def forward(batch: Batch):
-        with torch.inference_mode():
-            return model(**batch)
-
-    return forward
 
 
 class Predictor:
@@ -122,5 +115,20 @@ class Predictor:
         return self.task.predict(self, list(rows), dict(params or {}))
 
 
-def to_numpy(tensor: torch.Tensor) -> np.ndarray:
-    return tensor.detach().float().cpu().numpy()
+def load_predictor(source: str | Path, *, task_name: str | None = None, backend: str = AUTO,
+                   batch_size: int = 32) -> Predictor:
+    """Load a hub id, HF folder or MLflow model folder once, ready for batched inference.
+
+    The task is ``task_name``, else the one the MLflow model or the model's ``config.json``
+    records. A model folder that went through the quality gate carries its gate record and
+    exported ONNX graphs, which ``backend="auto"`` follows.
+    """
+    model_source, metadata = resolve_model_source(source)
+    task = get_task(task_name or metadata.get("task")
+                    or task_for_config(AutoConfig.from_pretrained(model_source)))
+    tokenizer = AutoTokenizer.from_pretrained(model_source)
+    model = task.model_class().from_pretrained(model_source)
+    folder = Path(model_source)
+    return Predictor(model, tokenizer, task, backend=backend, batch_size=batch_size,
+                     gate=read_gate_record(folder),
+                     onnx_dir=folder / ONNX_DIR if (folder / ONNX_DIR).is_dir() else None)

@@ -15,35 +15,13 @@ from typing import Any
 
 import mlflow
 import pandas as pd
-from transformers import AutoConfig, AutoTokenizer
 
-from .quality_gate import ONNX_DIR, read_gate_record
-from .inference import Predictor
-from .modeling import resolve_model_source
-from .tasks import get_task, task_for_config
+from .inference import load_predictor
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 #: what scoring needs at run time, pinned to the versions this model was built with
 SERVING_REQUIREMENTS = ("torch", "transformers", "tokenizers", "numpy", "pandas", "pyyaml",
                         "scikit-learn", "mlflow", "onnxruntime")
-
-
-def load_predictor(source: str | Path, *, task_name: str | None = None, backend: str = "auto",
-                   batch_size: int = 32) -> Predictor:
-    """Load a hub id, HF folder or MLflow model folder once, ready for batched inference.
-
-    A model folder that went through the quality gate (:mod:`distilbert_catalog.quality_gate`) carries
-    its gate record and exported ONNX graphs, which ``backend="auto"`` follows.
-    """
-    model_source, metadata = resolve_model_source(source)
-    task = get_task(task_name or metadata.get("task")
-                    or task_for_config(AutoConfig.from_pretrained(model_source)))
-    tokenizer = AutoTokenizer.from_pretrained(model_source)
-    model = task.model_class().from_pretrained(model_source)
-    folder = Path(model_source)
-    return Predictor(model, tokenizer, task, backend=backend, batch_size=batch_size,
-                     gate=read_gate_record(folder),
-                     onnx_dir=folder / ONNX_DIR if (folder / ONNX_DIR).is_dir() else None)
 
 
 def answers_frame(answers: list) -> pd.DataFrame:

@@ -165,7 +165,7 @@ def _cache_key(model, batch: Mapping[str, Any], device) -> str:
 
 
 def _cache_path():
-    from .pretrained import cache_root
+    from .defaults import cache_root
 
     return cache_root() / CACHE_FILE
 

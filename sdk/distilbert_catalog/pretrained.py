@@ -37,7 +37,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import random
 import re
 import shutil
@@ -51,6 +50,7 @@ from tqdm.auto import tqdm
 from transformers import (AutoTokenizer, DataCollatorForLanguageModeling, DistilBertConfig,
                           DistilBertForMaskedLM, set_seed)
 
+from .defaults import cache_root
 from .errors import CatalogError
 
 log = logging.getLogger(__name__)
@@ -495,11 +495,6 @@ def build_pretrained_distilbert(out_dir: str | Path) -> Path:
         steps=trained["settings"]["steps"], texts=trained["texts"],
         wordnet_license=WORDNET_LICENSE, final_loss=trained["losses_per_50_steps"][-1]))
     return out_dir
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("DISTILBERT_CATALOG_CACHE")
-                or Path.home() / ".cache" / "distilbert-catalog")
 
 
 def cache_key() -> str:

@@ -28,18 +28,16 @@ from typing import Any, Mapping
 
 import torch
 
-from .backends import (AUTO, BACKENDS, EXACT, ONNX_FILES, REFERENCE, copy_onnx_files,
-                       export_onnx, resolve_backend, unavailable)
+from .backends import (AUTO, BACKENDS, EXACT, GATE_FILE, ONNX_DIR, ONNX_FILES, REFERENCE,
+                       copy_onnx_files, export_onnx, resolve_backend, unavailable)
 from .errors import CatalogError
+from .evaluation import evaluation_data
 from .hardware import cpu_description, describe
-
-GATE_FILE = "backend_gate.json"
-ONNX_DIR = "onnx"
-
-
-def read_gate_record(model_folder: str | Path) -> dict | None:
-    path = Path(model_folder) / GATE_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
+from .inference import Predictor
+from .metrics_file import read_metrics, write_metrics
+from .mlflow_model import save_mlflow_model
+from .modeling import resolve_model_source
+from .tasks import get_task
 
 
 def parse_candidates(text: str) -> list[str]:
@@ -60,8 +58,6 @@ def run_gate(model_dir: str | Path, task, data, settings: Mapping[str, Any], *,
     ``onnx_dir``.
     """
     from transformers import AutoTokenizer
-
-    from .inference import Predictor
 
     if rounds < 1 or tolerance < 0:
         raise CatalogError(f"rounds must be >= 1 and tolerance >= 0; got {rounds}, {tolerance}")
@@ -133,12 +129,6 @@ def gate_model(task_name: str, model, data_args, task_args, gate_args, mlflow_ou
     The new MLflow model is the input model plus ``backend_gate.json`` and the ONNX graphs of the
     candidates that passed, with ``backend: auto`` and the record in its metadata.
     """
-    from .evaluation import evaluation_data
-    from .metrics_file import read_metrics, write_metrics
-    from .mlflow_model import save_mlflow_model
-    from .modeling import resolve_model_source
-    from .tasks import get_task
-
     task = get_task(task_name)
     if getattr(task_args, "predictions_file", None):
         raise CatalogError("the gate runs the model on the data; predictions_file cannot be used")

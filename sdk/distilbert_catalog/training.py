@@ -21,9 +21,10 @@ from transformers import (AutoTokenizer, EarlyStoppingCallback, PrinterCallback,
 from transformers.trainer_utils import get_last_checkpoint
 
 from .arguments import FinetuneDataArgs, ModelArgs, TrainingArgs
-from .data import Data, load_data, split_files
+from .data import Data, load_data, load_split, split_files
 from .errors import CatalogError, DataError
 from .metrics_file import write_metrics
+from .mlflow_model import save_mlflow_model
 from .modeling import resolve_model_source, weights_source
 from .precision import choose_training_precision, default_device
 from .qat import quantization_aware
@@ -39,16 +40,6 @@ class FinetuneResult:
     mlflow_model_dir: Path | None
     metrics_dir: Path
     metrics: dict[str, float]
-
-
-def load_split(local_path: str | None, data_args, split: str) -> Data:
-    """Load ``split`` from a local file/folder, else from the hub dataset in ``data_args``."""
-    if local_path:
-        return load_data(local_path, split=split)
-    if data_args.dataset_name:
-        return load_data(data_args.dataset_name, split=split, config=data_args.dataset_config)
-    raise CatalogError("no data: give a local data path (train_data / test_data) or a hub "
-                       "dataset_name")
 
 
 def load_validation(data_args: FinetuneDataArgs) -> Data | None:
@@ -171,8 +162,6 @@ def finetune(task_name: str, model: ModelArgs, data: FinetuneDataArgs, task_args
         mlflow.log_artifact(str(metrics_dir / "metrics.json"))
         mlflow_dir = None
         if mlflow_model_dir:
-            from .mlflow_model import save_mlflow_model
-
             mlflow_dir = save_mlflow_model(model_dir, mlflow_model_dir, task_name=task.name)
     return FinetuneResult(model_dir, mlflow_dir, metrics_dir, metrics)
 

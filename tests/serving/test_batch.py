@@ -98,7 +98,7 @@ def batch_cli(model, inputs, out, *args, env=None, **popen):
 
 @pytest.fixture(scope="module")
 def predictor(emotion_model):
-    from distilbert_catalog.mlflow_model import load_predictor
+    from distilbert_catalog.inference import load_predictor
 
     return load_predictor(emotion_model.mlflow_model_dir, backend="fp32")
 

@@ -57,7 +57,7 @@ def cased_model(tmp_path_factory) -> Path:
 
 
 def _predictor(path, **kwargs):
-    from distilbert_catalog.mlflow_model import load_predictor
+    from distilbert_catalog.inference import load_predictor
 
     return load_predictor(path, backend="fp32", **kwargs)
 

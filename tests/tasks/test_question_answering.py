@@ -43,7 +43,7 @@ def qa_head_model(pretrained_model, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def predictor(qa_head_model):
-    from distilbert_catalog.mlflow_model import load_predictor
+    from distilbert_catalog.inference import load_predictor
 
     return load_predictor(qa_head_model, backend="fp32", batch_size=8)
 

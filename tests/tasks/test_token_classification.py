@@ -47,7 +47,7 @@ def ner_model(tiny_model, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def predictor(ner_model):
-    from distilbert_catalog.mlflow_model import load_predictor
+    from distilbert_catalog.inference import load_predictor
 
     return load_predictor(ner_model, backend="fp32", batch_size=4)
 

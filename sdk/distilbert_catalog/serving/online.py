@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import BadRequest
 from ..hardware import same_cpu_kind
-from ..mlflow_model import load_predictor
+from ..inference import load_predictor
 from .limits import Limits
 from .request_parsing import parse_request
 

@@ -146,7 +146,7 @@ class Task(ABC):
         only what its ``extract`` reads. The Predictor keeps it as ``forward_fn``, still
         swappable.
         """
-        from ..inference import torch_forward
+        from ..backends import torch_forward
 
         return torch_forward(model)
 

@@ -12,7 +12,7 @@ from transformers import DataCollatorWithPadding
 
 from ..data import Data, is_text, rename_columns
 from ..errors import DataError
-from ..inference import to_numpy
+from ..backends import to_numpy
 from .base import EvalResult, Param
 from .labels import LabelledTask, expected_label, is_label, label_ids
 

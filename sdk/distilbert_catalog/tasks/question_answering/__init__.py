@@ -26,7 +26,7 @@ from transformers import DataCollatorWithPadding
 
 from ...data import Data, is_text
 from ...errors import BadRequest, DataError
-from ...inference import to_numpy
+from ...backends import to_numpy
 from ..base import EvalResult, Param, Task, positive
 from . import engine, mlqa, squad
 

@@ -21,7 +21,7 @@ from transformers import DataCollatorForTokenClassification
 
 from ...data import Data, is_text, rename_columns
 from ...errors import BadRequest, DataError
-from ...inference import to_numpy
+from ...backends import to_numpy
 from ..base import EvalResult, Param, positive
 from ..labels import LabelledTask, expected_label, is_label, label_ids
 from . import engine
