@@ -21,12 +21,13 @@ PACKAGE_DIR = Path(importlib.util.find_spec(PACKAGE).submodule_search_locations[
 
 #: bottom first; patterns are module names relative to the package ("" is the package itself)
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("errors", "defaults", "hardware", "precision", "data", "metrics_file", "modeling",
-                    "tracking", "backends", "qat", "samples", "samples.*")),
+    ("foundation", ("errors", "defaults", "hardware", "precision", "arguments", "data",
+                    "metrics_file", "modeling", "tracking", "backends", "qat", "samples",
+                    "samples.*")),
     ("tasks", ("tasks", "tasks.*")),
     ("inference", ("inference", "serving.limits", "serving.request_parsing")),
     ("packaging", ("mlflow_model",)),
-    ("workflows", ("arguments", "training", "evaluation", "quality_gate", "cards")),
+    ("workflows", ("training", "evaluation", "quality_gate", "cards")),
     ("top", ("", "api", "cli", "components", "quickstart", "runner", "runner.*", "serving",
              "serving.*", "tiny", "pretrained")),
 ]

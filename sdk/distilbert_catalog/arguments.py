@@ -1,16 +1,19 @@
 """Component arguments, defined once.
 
-Each catalog component's inputs are the fields of a few dataclasses. ``HfArgumentParser`` turns
-them into the component's command line, and :mod:`distilbert_catalog.specs` turns the same fields
-into the ``inputs:`` and ``command:`` of its ``spec.yaml``; a test proves the committed YAML is
-exactly what the dataclasses generate. Field metadata: ``help`` (the description), ``type`` (the
+Each catalog component's inputs are the fields of a few dataclasses: the shared ones here (model,
+data, training, evaluation, gate, card) and the task's own, in ``tasks/<task>/arguments.py`` on the
+:class:`TaskArguments` protocol. ``HfArgumentParser`` turns them into the component's command line,
+and :mod:`distilbert_catalog.components` turns the same fields into the ``inputs:`` and
+``command:`` of its ``spec.yaml``; a test proves the committed YAML is exactly what the
+dataclasses generate. Field metadata: ``help`` (the description), ``type`` (the
 Azure ML input type when it is not implied by the Python type, e.g. ``uri_folder``).
 """
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, field
-from typing import Literal, Optional
+from abc import ABC, abstractmethod
+from dataclasses import MISSING, asdict, dataclass, field
+from typing import Any, Literal, Optional
 
 from .precision import BACKEND_CHOICES, BF16_MIN_SPEEDUP
 
@@ -22,6 +25,36 @@ def arg(default, help: str, azure_type: str | None = None):
         metadata["type"] = azure_type
     return field(metadata=metadata) if default is MISSING else field(default=default,
                                                                      metadata=metadata)
+
+
+def split_names(text: str | None) -> list[str] | None:
+    """Comma-separated names (``label_names``) as a list, or None when not given."""
+    return [n.strip() for n in text.split(",")] if text else None
+
+
+class TaskArguments(ABC):
+    """What training, evaluation and the gate read from a task's argument dataclass.
+
+    Every task's argument dataclasses (``tasks/<task>/arguments.py``) derive from this class; the
+    shared workflows read nothing else from them.
+    """
+
+    #: tokens per input (or per window, for tasks that window long inputs)
+    max_seq_length: int
+
+    @property
+    @abstractmethod
+    def keys(self) -> dict[str, Any]:
+        """The column names and data options the task's ``prepare_data`` takes."""
+
+    @property
+    def labels(self) -> list[str] | None:
+        """Label names in id order given by the user, or None (names come from the data)."""
+        return None
+
+    def settings(self) -> dict[str, Any]:
+        """Every argument plus ``labels``: what the task's training and evaluation read."""
+        return {**asdict(self), "labels": self.labels}
 
 
 @dataclass
@@ -136,167 +169,3 @@ class CardArgs:
     card_template: Optional[str] = arg(
         None, "A folder with card.md.j2 and metadata.yaml to use instead of the catalog's.",
         "uri_folder")
-
-
-# --- task-specific columns and sequence settings ------------------------------------------
-@dataclass
-class TextClassificationArgs:
-    text_key: str = arg("text", "Column holding the input text.")
-    label_key: str = arg("label", "Column holding the label (class id or label name).")
-    label_names: Optional[str] = arg(
-        None, "Comma-separated label names for integer labels, in id order "
-        "(e.g. sadness,joy,love,anger,fear,surprise). Default: names stored with the dataset.")
-    max_seq_length: int = arg(128, "Maximum tokens per input; longer texts are truncated.")
-
-    @property
-    def keys(self) -> dict[str, str]:
-        return {"text_key": self.text_key, "label_key": self.label_key}
-
-    @property
-    def labels(self) -> list[str] | None:
-        return [n.strip() for n in self.label_names.split(",")] if self.label_names else None
-
-
-@dataclass
-class QuestionAnsweringArgs:
-    question_key: str = arg("question", "Column holding the question.")
-    context_key: str = arg("context", "Column holding the context passage the answer is taken "
-                                      "from.")
-    answers_key: str = arg(
-        "answers", 'Column holding SQuAD answers {"text": [...], "answer_start": [...]}; empty '
-        "lists mark an unanswerable question (SQuAD v2). Ignored when answer_start_key and "
-        "answer_text_key are given.")
-    answer_start_key: Optional[str] = arg(
-        None, "Instead of answers_key: a column with the answer's character offset in the "
-        "context (an integer, or a list of them; empty/null/-1 = unanswerable).")
-    answer_text_key: Optional[str] = arg(
-        None, "Instead of answers_key: a column with the answer text (a string, or a list of "
-        "them; empty/null = unanswerable). Give it together with answer_start_key.")
-    id_key: str = arg("id", "Column holding a unique question id; stable ids are generated when "
-                            "the column is missing.")
-    max_seq_length: int = arg(384, "Tokens per window (question + context slice + special "
-                                   "tokens); longer contexts are split into overlapping windows.")
-    doc_stride: int = arg(128, "Context tokens shared by two consecutive windows of a long "
-                               "context.")
-    max_query_length: int = arg(64, "Question tokens kept; longer questions are cut.")
-    max_answer_length: int = arg(30, "Longest answer, in tokens.")
-    n_best_size: int = arg(20, "Start and end candidates searched per window.")
-    fix_answer_start: bool = arg(
-        False, "When context[answer_start:answer_start+len(text)] is not the answer text, move "
-        "answer_start to the nearest occurrence of the text instead of failing (an answer text "
-        "that does not occur in the context is still an error).")
-
-    def __post_init__(self):
-        from .tasks.question_answering.engine import QAParams, validate_params
-
-        validate_params(QAParams(max_seq_length=self.max_seq_length, doc_stride=self.doc_stride,
-                                 max_query_length=self.max_query_length,
-                                 n_best_size=self.n_best_size,
-                                 max_answer_length=self.max_answer_length))
-        if self.doc_stride >= self.max_seq_length - self.max_query_length:
-            from .errors import CatalogError
-
-            raise CatalogError(
-                f"doc_stride={self.doc_stride} must be smaller than max_seq_length - "
-                f"max_query_length = {self.max_seq_length - self.max_query_length} (minus the "
-                "special tokens), or windows over a long context would not advance")
-        if bool(self.answer_start_key) != bool(self.answer_text_key):
-            from .errors import CatalogError
-
-            raise CatalogError("give answer_start_key and answer_text_key together (flat answer "
-                               "columns), or neither (the answers_key column)")
-
-    @property
-    def keys(self) -> dict:
-        return {"question_key": self.question_key, "context_key": self.context_key,
-                "answers_key": self.answers_key, "answer_start_key": self.answer_start_key,
-                "answer_text_key": self.answer_text_key, "id_key": self.id_key,
-                "fix_answer_start": self.fix_answer_start}
-
-
-@dataclass
-class QAEvaluationArgs(QuestionAnsweringArgs):
-    """The question-answering columns and windowing, plus what only evaluation needs."""
-
-    predictions_file: Optional[str] = arg(
-        None, "Score these predictions instead of running a model: jsonl rows {id, "
-        "prediction_text, no_answer_probability (optional)} or the official SQuAD JSON "
-        "{id: answer text}. \"\" means no answer.", "uri_file")
-    handle_impossible_answer: bool = arg(
-        True, "Allow the empty (no answer) prediction, as SQuAD v2 needs; set false for SQuAD "
-        "v1-style data where every question has an answer.")
-    null_score_threshold: float = arg(
-        0.0, "Predict no answer when null_score > best_span_score + null_score_threshold; "
-        "positive values make no-answer rarer.")
-    language: str = arg(
-        "en", "Language code of the answers (en, es, de, ar, zh, ja, hi, vi, ...). Other than "
-        "en, the metrics add mlqa_exact and mlqa_f1: MLQA-style scoring with the language's "
-        "articles, Unicode punctuation and one token per character of scripts written without "
-        "spaces.")
-
-
-@dataclass
-class FillMaskArgs:
-    """Fill-mask evaluation data: the rcds/wikipedia-for-mask-filling schema or a plain table."""
-
-    text_key: str = arg(
-        "texts", "Column holding the text with mask markers (<mask>, [MASK] or [mask]); use "
-        "input_string for a plain table.")
-    masks_key: str = arg(
-        "masks", "Column holding the true words: a list, one per mask in order "
-        "(rcds/wikipedia-for-mask-filling), or one word for a text with one mask.")
-    kinds_key: str = arg(
-        "mask_kinds", "Optional column naming the kind of each masked word (noun, verb, name, "
-        "...) for a per-kind breakdown; ignored when the data has no such column.")
-    max_seq_length: int = arg(
-        512, "Tokens per window (special tokens included, at most the model's maximum); a "
-        "longer text is read through a window centred on each mask.")
-    pseudo_perplexity_samples: int = arg(
-        100, "Texts (a seeded random sample) whose pseudo-perplexity is computed by masking "
-        "each token in turn; 0 skips it, a negative number uses every text.")
-
-    @property
-    def keys(self) -> dict[str, str]:
-        return {"text_key": self.text_key, "masks_key": self.masks_key,
-                "kinds_key": self.kinds_key}
-
-
-@dataclass
-class TokenClassificationArgs:
-    tokens_key: str = arg("tokens", "Column holding each sentence as a list of words.")
-    tags_key: str = arg("ner_tags", "Column holding one tag per word: an integer id or an IOB "
-                                    "tag name (O, B-PER, I-PER, ...).")
-    label_names: Optional[str] = arg(
-        None, "Comma-separated tag names for integer tags, in id order (CoNLL-2003: "
-        "O,B-PER,I-PER,B-ORG,I-ORG,B-LOC,I-LOC,B-MISC,I-MISC). Default: the names stored with "
-        "the dataset (ClassLabel), or the tag names found in the data.")
-    max_seq_length: int = arg(128, "Tokens per window, special tokens included; longer "
-                                   "sentences are split into overlapping windows, never "
-                                   "truncated.")
-    stride: int = arg(32, "Tokens shared by two consecutive windows of a long sentence.")
-
-    def __post_init__(self):
-        if self.max_seq_length < 3 or not 0 <= self.stride < self.max_seq_length - 2:
-            from .errors import CatalogError
-
-            raise CatalogError(
-                f"stride={self.stride} must be in 0..max_seq_length - 3 = "
-                f"{self.max_seq_length - 3} (a window holds max_seq_length minus 2 special "
-                "tokens), or windows over a long sentence would not advance")
-
-    @property
-    def keys(self) -> dict[str, str]:
-        return {"tokens_key": self.tokens_key, "tags_key": self.tags_key}
-
-    @property
-    def labels(self) -> list[str] | None:
-        return [n.strip() for n in self.label_names.split(",")] if self.label_names else None
-
-
-@dataclass
-class TokenClassificationFinetuneArgs(TokenClassificationArgs):
-    """The token-classification columns and windows, plus what only fine-tuning needs."""
-
-    label_all_tokens: bool = arg(
-        False, "Train on every sub-token of a word (later sub-tokens of a B-X word as I-X) "
-        "instead of only its first sub-token; predictions always read the first sub-token.")

@@ -1,8 +1,9 @@
 """Model cards: Jinja2 templates rendered from metrics.json, strictly.
 
-A card template folder holds ``card.md.j2`` (plus any partials it includes, e.g. one evaluation
-section per task) and ``metadata.yaml`` (what the catalog says about the model: summary, intended
-use, limitations, license). Rendering uses ``StrictUndefined``: a metric the template asks for and
+A card template folder holds ``card.md.j2`` (plus any partials it includes) and ``metadata.yaml``
+(what the catalog says about the model: summary, limitations, license). What differs by task
+comes from the task's folder: its evaluation section (``tasks/<task>/card.md.j2``, included as
+``evaluation/<task>.md.j2`` unless the template folder has its own) and its intended use. Rendering uses ``StrictUndefined``: a metric the template asks for and
 the metrics file lacks is an error, never an empty cell.
 """
 
@@ -19,6 +20,7 @@ import jinja2
 import yaml
 
 from .metrics_file import read_metrics
+from .tasks import TASKS, get_task
 
 DEFAULT_MODEL = "distilbert-base-uncased"
 
@@ -46,6 +48,7 @@ class CardData:
     extra_evaluation: dict[str, Any] | None = None
     sample: dict[str, Any] | None = None
     images: dict[str, str] = field(default_factory=dict)
+    intended_use: str = ""
 
 
 def load_card_data(model_name: str, template_dir: Path, evaluation_dir: Path,
@@ -61,7 +64,18 @@ def load_card_data(model_name: str, template_dir: Path, evaluation_dir: Path,
     images = {name: rel for name, rel in evaluation["artifacts"].items() if rel.endswith(".png")}
     with open(template_dir / "metadata.yaml") as f:
         metadata = yaml.safe_load(f)
-    return CardData(model_name, metadata, evaluation, training, extra, sample, images)
+    return CardData(model_name, metadata, evaluation, training, extra, sample, images,
+                    intended_use=get_task(evaluation["task"]).intended_use)
+
+
+def task_section(name: str) -> str | None:
+    """``evaluation/<task>.md.j2``: the task folder's card section (for a template folder that
+    has no section of its own for that task)."""
+    folder, _, file = name.partition("/")
+    if folder != "evaluation" or not file.endswith(".md.j2"):
+        return None
+    task = TASKS.get(file[:-len(".md.j2")])
+    return task.card_section().read_text() if task else None
 
 
 #: a relative path climbing more folders than this is an absolute path in disguise
@@ -88,7 +102,9 @@ def display_path(value, relative_to: Path | None) -> str:
 
 def render_card(data: CardData, template_dir: Path, relative_to: Path | None = None) -> str:
     """Render ``card.md.j2``; paths are shown relative to ``relative_to`` (the card's folder)."""
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template_dir)),
+    loader = jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(template_dir)),
+                                  jinja2.FunctionLoader(task_section)])
+    env = jinja2.Environment(loader=loader,
                              undefined=jinja2.StrictUndefined, autoescape=False,
                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     env.filters["pct"] = lambda v, digits=1: f"{100 * float(v):.{digits}f}%"

@@ -19,6 +19,7 @@ import yaml
 from transformers import HfArgumentParser
 
 from . import arguments as A
+from .tasks import TASKS
 
 SCHEMA = "https://azuremlschemas.azureedge.net/latest/commandComponent.schema.json"
 VERSION = "0.1.0"
@@ -66,73 +67,32 @@ EVALUATE_OUTPUTS = {
                                         "sample request."),
 }
 
-COMPONENTS: dict[str, Component] = {c.folder: c for c in (
-    Component(
-        "finetune/text_classification", "DistilBERT fine-tune: text classification",
-        "Fine-tunes DistilBERT for single-label text classification (e.g. emotion detection on "
-        "the dair-ai/emotion schema text,label) with the Hugging Face Trainer.",
-        "finetune", (A.ModelArgs, A.FinetuneDataArgs, A.TextClassificationArgs, A.TrainingArgs),
-        FINETUNE_OUTPUTS, task="text-classification", distributed=True),
-    Component(
-        "evaluate/text_classification", "DistilBERT evaluate: text classification",
-        "Evaluates a text-classification model: accuracy, macro/micro/weighted precision, recall "
-        "and F1, per-label report, log loss, confusion matrix.",
-        "evaluate", (A.ModelArgs, A.EvaluateDataArgs, A.TextClassificationArgs, A.EvaluationArgs),
-        EVALUATE_OUTPUTS, task="text-classification", environment="inference"),
-    Component(
-        "finetune/question_answering", "DistilBERT fine-tune: extractive question answering",
-        "Fine-tunes DistilBERT for extractive question answering on SQuAD-style data (id, title, "
-        "context, question, answers{text[], answer_start[]}; v1 or v2, where empty answers mark "
-        "an unanswerable question) with the Hugging Face Trainer. Long contexts are split into "
-        "overlapping windows; answer offsets are checked before the model is loaded.",
-        "finetune", (A.ModelArgs, A.FinetuneDataArgs, A.QuestionAnsweringArgs, A.TrainingArgs),
-        FINETUNE_OUTPUTS, task="question-answering", distributed=True),
-    Component(
-        "evaluate/question_answering", "DistilBERT evaluate: extractive question answering",
-        "Evaluates extractive question answering with the official SQuAD v2 metrics: exact and "
-        "F1, HasAns/NoAns, best_exact/best_f1 and their no-answer thresholds (SQuAD v1 numbers "
-        "when every question has an answer). Scores a model, or a predictions file from any "
-        "model; writes per-question results and a plot of F1 against the no-answer threshold.",
-        "evaluate", (A.ModelArgs, A.EvaluateDataArgs, A.QAEvaluationArgs, A.EvaluationArgs),
-        EVALUATE_OUTPUTS, task="question-answering", environment="inference"),
-    Component(
-        "evaluate/fill_mask", "DistilBERT evaluate: fill-mask",
-        "Evaluates a masked-language model (e.g. a base checkpoint) on texts with masked words "
-        "(rcds/wikipedia-for-mask-filling schema, or input_string + true word): top-1 and top-5 "
-        "accuracy with exact and any letter case, mean reciprocal rank, and pseudo-perplexity "
-        "of the unmasked texts (each token masked in turn). Writes per-text predictions and a "
-        "top-k accuracy plot.",
-        "evaluate", (A.ModelArgs, A.EvaluateDataArgs, A.FillMaskArgs, A.EvaluationArgs),
-        EVALUATE_OUTPUTS, task="fill-mask", environment="inference"),
-    Component(
-        "finetune/token_classification", "DistilBERT fine-tune: token classification (NER)",
-        "Fine-tunes DistilBERT for named-entity recognition on CoNLL-2003-style data (tokens: a "
-        "list of words, ner_tags: one IOB tag per word, as ids or names) with the Hugging Face "
-        "Trainer. Each word's first sub-token carries its tag; sentences longer than "
-        "max_seq_length are split into overlapping windows. Every row is checked before the "
-        "model loads; checkpoints are picked by entity-level F1 on validation (conlleval).",
-        "finetune", (A.ModelArgs, A.FinetuneDataArgs, A.TokenClassificationFinetuneArgs,
-                     A.TrainingArgs),
-        FINETUNE_OUTPUTS, task="token-classification", distributed=True),
-    Component(
-        "evaluate/token_classification", "DistilBERT evaluate: token classification (NER)",
-        "Evaluates named-entity recognition as the CoNLL-2003 scorer (conlleval) does: "
-        "entity-level precision, recall and F1 (micro and per entity type) and token accuracy; "
-        "writes every sentence's gold and predicted tags and a per-type F1 plot.",
-        "evaluate", (A.ModelArgs, A.EvaluateDataArgs, A.TokenClassificationArgs,
-                     A.EvaluationArgs),
-        EVALUATE_OUTPUTS, task="token-classification", environment="inference"),
-    Component(
-        "model_card", "DistilBERT model card",
-        "Renders the catalog model card (Markdown + images) from evaluation metrics.json and the "
-        "fine-tuning config.",
-        "card", (A.CardArgs,),
-        {"model_card": ("uri_folder", "README.md model card and the images it shows.")},
-        environment="inference",
-        includes=("sdk/distilbert_catalog", "model_cards/distilbert-base-uncased")),
-)}
+CARD_COMPONENT = Component(
+    "model_card", "DistilBERT model card",
+    "Renders the catalog model card (Markdown + images) from evaluation metrics.json and the "
+    "fine-tuning config.",
+    "card", (A.CardArgs,),
+    {"model_card": ("uri_folder", "README.md model card and the images it shows.")},
+    environment="inference",
+    includes=("sdk/distilbert_catalog", "model_cards/distilbert-base-uncased"))
 
 
+def task_components(task) -> list[Component]:
+    """A task's components, from what its folder declares: fine-tune (when the task has
+    fine-tune arguments), evaluate, and the quality gate over the evaluate inputs."""
+    folder = task.name.replace("-", "_")
+    found = []
+    if task.finetune_args is not None:
+        found.append(Component(
+            f"finetune/{folder}", f"DistilBERT fine-tune: {task.title}",
+            task.finetune_description, "finetune",
+            (A.ModelArgs, A.FinetuneDataArgs, task.finetune_args, A.TrainingArgs),
+            FINETUNE_OUTPUTS, task=task.name, distributed=True))
+    evaluate = Component(
+        f"evaluate/{folder}", f"DistilBERT evaluate: {task.title}", task.evaluate_description,
+        "evaluate", (A.ModelArgs, A.EvaluateDataArgs, task.evaluate_args, A.EvaluationArgs),
+        EVALUATE_OUTPUTS, task=task.name, environment="inference")
+    return [*found, evaluate, gate_component(evaluate)]
 
 
 def gate_component(evaluate: Component) -> Component:
@@ -148,13 +108,13 @@ def gate_component(evaluate: Component) -> Component:
         environment="inference")
 
 
-COMPONENTS.update({c.folder: c for c in (gate_component(e) for e in list(COMPONENTS.values())
-                                         if e.stage == "evaluate")})
+#: every component: each discovered task's, then the model card
+COMPONENTS: dict[str, Component] = {c.folder: c for c in (
+    *(c for task in TASKS.values() for c in task_components(task)), CARD_COMPONENT)}
 
 
 # --- spec generation -----------------------------------------------------------------------
-def _input_spec(f: dataclasses.Field) -> dict[str, Any]:
-    annotation = f.type if not isinstance(f.type, str) else _resolve(f.type)
+def _input_spec(f: dataclasses.Field, annotation) -> dict[str, Any]:
     optional = get_origin(annotation) is typing.Union and type(None) in get_args(annotation)
     inner = next(a for a in get_args(annotation) if a is not type(None)) if optional \
         else annotation
@@ -172,20 +132,29 @@ def _input_spec(f: dataclasses.Field) -> dict[str, Any]:
     return spec
 
 
-def _resolve(annotation: str):
-    return eval(annotation, {**vars(typing), **vars(A)})  # noqa: S307 - our own annotations
-
-
 def fields(component: Component) -> list[dataclasses.Field]:
     return [f for cls in component.args for f in dataclasses.fields(cls)]
+
+
+def typed_fields(component: Component) -> list[tuple[dataclasses.Field, Any]]:
+    """Each input field with its resolved annotation (the dataclasses use postponed ones)."""
+    found = []
+    for cls in component.args:
+        hints = typing.get_type_hints(cls)
+        found += [(f, hints[f.name]) for f in dataclasses.fields(cls)]
+    return found
+
+
+def input_specs(component: Component) -> dict[str, dict[str, Any]]:
+    return {f.name: _input_spec(f, hint) for f, hint in typed_fields(component)}
 
 
 def command(component: Component) -> list[str]:
     """The command, one argument per item (``$[[...]]`` marks optional inputs)."""
     parts = ["python run.py"]
-    for f in fields(component):
-        flag = f"--{f.name} ${{{{inputs.{f.name}}}}}"
-        parts.append(f"$[[{flag}]]" if _input_spec(f).get("optional") else flag)
+    for name, spec in input_specs(component).items():
+        flag = f"--{name} ${{{{inputs.{name}}}}}"
+        parts.append(f"$[[{flag}]]" if spec.get("optional") else flag)
     parts += [f"--{name} ${{{{outputs.{name}}}}}" for name in component.outputs]
     return parts
 
@@ -208,7 +177,7 @@ def render_spec(component: Component) -> str:
     if component.distributed:
         body["distribution"] = {"type": "pytorch"}
         body["resources"] = {"instance_count": 1}
-    body["inputs"] = {f.name: _input_spec(f) for f in fields(component)}
+    body["inputs"] = input_specs(component)
     body["outputs"] = {name: {"type": t, "description": d}
                        for name, (t, d) in component.outputs.items()}
     header = (f"# Generated from distilbert_catalog.components ({component.folder}); do not edit."
@@ -218,17 +187,26 @@ def render_spec(component: Component) -> str:
     return header + text + f"command: >-\n  {lines}\n"
 
 
+def render_entry(component: Component) -> str:
+    """The component's ``run.py``: its folder's entry into :func:`main`."""
+    return (f'"""Catalog component entry: components/{component.folder} (arguments: see '
+            f'spec.yaml)."""\n\nimport sys\n\nfrom distilbert_catalog.components import main\n\n'
+            f'sys.exit(main("{component.folder}"))\n')
+
+
 def write_specs(root: str | Path = ".", check: bool = False) -> list[Path]:
-    """Write every spec.yaml under ``root`` (or, with check, list those that differ)."""
+    """Write every component's spec.yaml and run.py under ``root`` (or, with check, list those
+    that differ)."""
     changed = []
     for component in COMPONENTS.values():
-        path = Path(root) / component.path
-        text = render_spec(component)
-        if not path.exists() or path.read_text() != text:
-            changed.append(path)
-            if not check:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(text)
+        for path, text in ((Path(root) / component.path, render_spec(component)),
+                           (Path(root) / component.path.with_name("run.py"),
+                            render_entry(component))):
+            if not path.exists() or path.read_text() != text:
+                changed.append(path)
+                if not check:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_text(text)
     return changed
 
 

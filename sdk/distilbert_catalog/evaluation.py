@@ -13,7 +13,7 @@ from pathlib import Path
 
 import mlflow
 
-from .arguments import EvaluateDataArgs, EvaluationArgs, ModelArgs
+from .arguments import EvaluateDataArgs, EvaluationArgs, ModelArgs, TaskArguments
 from .data import load_split
 from .inference import load_predictor
 from .metrics_file import read_metrics, write_metrics
@@ -39,15 +39,15 @@ def write_sample(out_dir: Path, predictor) -> str:
     return "sample.json"
 
 
-def evaluation_data(task, data: EvaluateDataArgs, task_args) -> tuple[dict, object]:
+def evaluation_data(task, data: EvaluateDataArgs, task_args: TaskArguments
+                    ) -> tuple[dict, object]:
     """The task settings (its arguments and label names) and the validated evaluation split,
     before any model is loaded; the evaluation and the quality gate both start here."""
-    settings = {**dataclasses.asdict(task_args), "labels": getattr(task_args, "labels", None)}
     test = load_split(data.test_data, data, data.test_split)
-    return settings, task.prepare_data(test, task_args.keys, settings["labels"])
+    return task_args.settings(), task.prepare_data(test, task_args.keys, task_args.labels)
 
 
-def evaluate(task_name: str, model: ModelArgs, data: EvaluateDataArgs, task_args,
+def evaluate(task_name: str, model: ModelArgs, data: EvaluateDataArgs, task_args: TaskArguments,
              options: EvaluationArgs, out_dir: str | Path) -> dict:
     """Evaluate ``model`` on ``data``; return the metrics.json record written to ``out_dir``."""
     task = get_task(task_name)
@@ -55,7 +55,8 @@ def evaluate(task_name: str, model: ModelArgs, data: EvaluateDataArgs, task_args
     out_dir.mkdir(parents=True, exist_ok=True)
     settings, test = evaluation_data(task, data, task_args)
     # A task may score a predictions file made by any model instead of running one.
-    predictor = None if settings.get("predictions_file") else load_predictor(
+    predictions = task.predictions_source(settings)
+    predictor = None if predictions else load_predictor(
         model.model, task_name=task.name, backend=options.backend,
         batch_size=options.batch_size)
     result: EvalResult = task.evaluate(predictor, test, out_dir, settings)
@@ -68,7 +69,7 @@ def evaluate(task_name: str, model: ModelArgs, data: EvaluateDataArgs, task_args
         if predictor.gate:
             config["backend_gate"] = predictor.gate
         config["model_info"] = describe_model(predictor.model, model.model)
-    evaluated = settings["predictions_file"] if predictor is None else model.model
+    evaluated = predictions or model.model
     path = write_metrics(out_dir, task=task.name, stage="evaluation", model=evaluated,
                          dataset=data.dataset_name or data.test_data, split=data.test_split,
                          n_examples=len(test), metrics=result.metrics, details=result.details,

@@ -130,10 +130,11 @@ def gate_model(task_name: str, model, data_args, task_args, gate_args, mlflow_ou
     candidates that passed, with ``backend: auto`` and the record in its metadata.
     """
     task = get_task(task_name)
-    if getattr(task_args, "predictions_file", None):
-        raise CatalogError("the gate runs the model on the data; predictions_file cannot be used")
     candidates = parse_candidates(gate_args.candidates)
     settings, data = evaluation_data(task, data_args, task_args)
+    if task.predictions_source(settings):
+        raise CatalogError("the gate runs the model on the data; a predictions file "
+                           f"({task.predictions_source(settings)}) cannot be gated")
     model_dir, _ = resolve_model_source(model.model)
     if not Path(model_dir).is_dir():
         raise CatalogError(f"the gate needs a local model folder or MLflow model; got {model.model}")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterable
 
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-from transformers import (AutoTokenizer, DistilBertConfig, DistilBertForMaskedLM,
+from transformers import (AutoConfig, AutoTokenizer, DistilBertConfig, DistilBertForMaskedLM,
                           DistilBertTokenizer, set_seed)
 
 from .samples import sample_dir
@@ -80,24 +80,24 @@ def build_tiny_model(out_dir: str | Path, *, texts: Iterable[str] | None = None,
     return out_dir
 
 
-#: labels a tiny model gets for heads that need them (mechanics only, never quality)
-TINY_LABELS = {"text-classification": ["negative", "positive"],
-               "token-classification": ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]}
-
-
 def with_task_head(base: str | Path, task: str, out_dir: str | Path, seed: int = 0) -> Path:
     """``base`` (a tiny masked-LM folder) with ``task``'s head, seeded, saved to ``out_dir``.
 
-    Fill-mask needs no new head: it returns ``base`` itself.
+    The head's labels are the task's :attr:`~distilbert_catalog.tasks.base.Task.example_labels`
+    (mechanics only, never quality), and ``config.json`` records the task. A task whose head is
+    the base model's own (fill-mask: the masked-LM head) gets ``base`` itself.
     """
-    from .tasks import get_task
+    from .tasks import get_task, record_task
 
-    if task == "fill-mask":
+    spec = get_task(task)
+    if any(a.endswith(spec.head) for a in AutoConfig.from_pretrained(base).architectures or []):
         return Path(base)
-    labels = TINY_LABELS.get(task)
+    labels = spec.example_labels
     kwargs = {"id2label": dict(enumerate(labels)),
               "label2id": {n: i for i, n in enumerate(labels)}} if labels else {}
     set_seed(seed)
-    get_task(task).model_class().from_pretrained(base, **kwargs).save_pretrained(out_dir)
+    model = spec.model_class().from_pretrained(base, **kwargs)
+    record_task(model.config, spec)
+    model.save_pretrained(out_dir)
     AutoTokenizer.from_pretrained(base).save_pretrained(out_dir)
     return Path(out_dir)

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
-from torch.utils.data import SequentialSampler
+from torch.utils.data import DataLoader
 from transformers import (AutoTokenizer, EarlyStoppingCallback, PrinterCallback, Trainer,
                           TrainerCallback, TrainingArguments, set_seed)
 from transformers.trainer_utils import get_last_checkpoint
 
-from .arguments import FinetuneDataArgs, ModelArgs, TrainingArgs
+from .arguments import FinetuneDataArgs, ModelArgs, TaskArguments, TrainingArgs
 from .data import Data, load_data, load_split, split_files
 from .errors import CatalogError, DataError
 from .metrics_file import write_metrics
@@ -28,7 +28,7 @@ from .mlflow_model import save_mlflow_model
 from .modeling import resolve_model_source, weights_source
 from .precision import choose_training_precision, default_device
 from .qat import quantization_aware
-from .tasks import get_task
+from .tasks import get_task, record_task
 from .tracking import configure_tracking, log_flat
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def load_validation(data_args: FinetuneDataArgs) -> Data | None:
         return None
 
 
-def finetune(task_name: str, model: ModelArgs, data: FinetuneDataArgs, task_args,
+def finetune(task_name: str, model: ModelArgs, data: FinetuneDataArgs, task_args: TaskArguments,
              training: TrainingArgs, *, model_dir: str | Path, mlflow_model_dir: str | Path | None,
              metrics_dir: str | Path) -> FinetuneResult:
     """Fine-tune ``model`` on ``data`` for ``task_name``; write the model, MLflow model, metrics."""
@@ -68,7 +68,7 @@ def finetune(task_name: str, model: ModelArgs, data: FinetuneDataArgs, task_args
 
     # 1. Data: load and validate everything before touching the model.
     train = load_split(data.train_data, data, data.train_split)
-    given_labels = getattr(task_args, "labels", None)
+    given_labels = task_args.labels
     train = task.prepare_data(train, task_args.keys, given_labels)
     labels = task.label_names(train, given_labels)
     validation = load_validation(data)
@@ -82,9 +82,10 @@ def finetune(task_name: str, model: ModelArgs, data: FinetuneDataArgs, task_args
     net = task.model_class().from_pretrained(source, **task.model_kwargs(labels))
     if not getattr(net.config, "catalog_provenance", None):  # kept in the fine-tuned config.json
         net.config.catalog_provenance = {"source_model": weights_source(model.model)}
+    record_task(net.config, task)  # config.json says what the model was trained for
 
     # 3. Features (unpadded; the collator pads per batch).
-    settings = dataclasses.asdict(task_args)
+    settings = task_args.settings()
     train_features = with_lengths(task.train_features(train, tokenizer, task_args.max_seq_length,
                                                       labels, settings))
     eval_features = (task.train_features(validation, tokenizer, task_args.max_seq_length, labels,
@@ -167,29 +168,45 @@ def finetune(task_name: str, model: ModelArgs, data: FinetuneDataArgs, task_args
 
 
 class CatalogTrainer(Trainer):
-    """The Trainer, asking the task for what its evaluations need.
+    """The Trainer, asking the task for what its evaluations need, through public hooks only.
 
     * Evaluation runs in dataset order (length-grouped sampling is for training), so prediction
       ``i`` belongs to eval feature ``i`` and a task's ``compute_metrics`` can map windows back to
-      rows and score its real metric (:meth:`Task.trainer_metrics`).
-    * Every evaluation's metrics get the task's :meth:`Task.finalize_metrics` before they are
-      logged and before the best checkpoint is chosen.
+      rows and score its real metric (:meth:`Task.trainer_metrics`). Under DDP accelerate shards
+      the ordered batches and gathers them back in order.
+    * Every evaluation's metrics get the task's :meth:`Task.finalize_metrics`, logged with them,
+      before the best checkpoint is chosen (as ``trainer_qa.py`` post-processes in ``evaluate``).
     """
 
     def __init__(self, task, *args, **kwargs):
         self.task = task
         super().__init__(*args, **kwargs)
 
-    def _get_eval_sampler(self, eval_dataset):
-        if eval_dataset is None or self.args.world_size > 1:
-            return None  # distributed: accelerate shards in order and gathers back in order
-        return SequentialSampler(eval_dataset)
+    def get_eval_dataloader(self, eval_dataset=None) -> DataLoader:
+        dataset = self.eval_dataset if eval_dataset is None else eval_dataset
+        if isinstance(dataset, str):
+            dataset = self.eval_dataset[dataset]
+        return self.ordered_dataloader(dataset)
 
-    def evaluation_loop(self, *args, **kwargs):
-        output = super().evaluation_loop(*args, **kwargs)
-        prefix = kwargs.get("metric_key_prefix", args[4] if len(args) > 4 else "eval")
-        output.metrics.update(self.task.finalize_metrics(output.metrics, f"{prefix}_"))
-        return output
+    def get_test_dataloader(self, test_dataset) -> DataLoader:
+        return self.ordered_dataloader(test_dataset)
+
+    def ordered_dataloader(self, dataset) -> DataLoader:
+        """Batches of ``dataset`` in order, with only the columns the model's forward takes."""
+        accepted = set(inspect.signature(self.model.forward).parameters)
+        dataset = dataset.remove_columns([c for c in dataset.column_names if c not in accepted])
+        return self.accelerator.prepare(DataLoader(
+            dataset, batch_size=self.args.eval_batch_size, collate_fn=self.data_collator,
+            num_workers=self.args.dataloader_num_workers,
+            pin_memory=self.args.dataloader_pin_memory))
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
+        metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        extra = self.task.finalize_metrics(metrics, f"{metric_key_prefix}_")
+        if extra:
+            self.log(extra)
+            metrics.update(extra)
+        return metrics
 
 
 class ProgressLog(TrainerCallback):

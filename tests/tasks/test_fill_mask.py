@@ -17,7 +17,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from distilbert_catalog.arguments import FillMaskArgs
+from distilbert_catalog.tasks.fill_mask.arguments import FillMaskArgs
 from distilbert_catalog.data import load_data
 from distilbert_catalog.errors import BadRequest, DataError
 from distilbert_catalog.serving.request_parsing import parse_request

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from distilbert_catalog.arguments import QAEvaluationArgs, QuestionAnsweringArgs
+from distilbert_catalog.tasks.question_answering.arguments import (QAEvaluationArgs,
+                                                               QuestionAnsweringArgs)
 from distilbert_catalog.data import load_data
 from distilbert_catalog.errors import BadRequest, CatalogError, DataError
 from distilbert_catalog.samples import sample_dir
 from distilbert_catalog.serving.request_parsing import parse_request
-from distilbert_catalog.tasks import HEADS, TASKS, get_task
+from distilbert_catalog.tasks import TASKS, get_task
 from distilbert_catalog.tasks.question_answering import (SEED_REQUEST, nearest_occurrence,
                                                          read_predictions, squad)
 from tests.conftest import write_jsonl
@@ -62,7 +63,7 @@ def test_task_is_registered_with_its_head(qa_head_model):
     from distilbert_catalog.tasks import task_for_config
 
     assert "question-answering" in TASKS
-    assert HEADS["ForQuestionAnswering"] == "question-answering"
+    assert TASK.head == "ForQuestionAnswering"
     assert task_for_config(AutoConfig.from_pretrained(qa_head_model)) == "question-answering"
     assert TASK.input_columns == ("question", "context")
     assert TASK.example_request() == SEED_REQUEST

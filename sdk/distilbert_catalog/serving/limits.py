@@ -11,7 +11,7 @@ DISTILBERT_MAX_JSON_DEPTH 16            nesting of JSON arrays/objects (400)
 DISTILBERT_MAX_ITEMS      256           inputs (rows) per request (413)
 DISTILBERT_MAX_TEXT_CHARS 20000         characters in one input cell; a word list counts its
                                         words' characters plus one per word (413)
-DISTILBERT_MAX_TOP_K      100           any ``top_k`` request parameter (400)
+DISTILBERT_MAX_TOP_K      100           request params a task bounds by ``max_top_k`` (400)
 ======================== ============== =====================================================
 
 A value of 0 is refused (a limit must bound something); a non-integer value is a deployment
@@ -108,11 +108,16 @@ class Limits:
                         f"{column}[{index}] is not valid Unicode text (it holds a lone "
                         f"surrogate escape such as \\ud800); send UTF-8 text") from None
 
-    def check_params(self, params: Mapping[str, Any]) -> None:
-        top_k = params.get("top_k")
-        if isinstance(top_k, int) and not isinstance(top_k, bool) and top_k > self.max_top_k:
-            raise BadRequest(f"params.top_k is {top_k}, more than the limit of {self.max_top_k} "
-                             f"(DISTILBERT_MAX_TOP_K)")
+    def check_params(self, params: Mapping[str, Any], specs: Mapping[str, Any]) -> None:
+        """Bound each parsed param whose spec (the task's ``Param``) names one of these limits."""
+        for name, spec in specs.items():
+            value, limit = params.get(name), getattr(spec, "limit", None)
+            if limit is None or not isinstance(value, (int, float)) or isinstance(value, bool):
+                continue
+            bound = getattr(self, limit)
+            if value > bound:
+                raise BadRequest(f"params.{name} is {value}, more than the limit of {bound} "
+                                 f"({self.env_names()[limit]})")
 
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)

@@ -61,7 +61,7 @@ def parse_request(raw: str | bytes | Mapping | list, task,
     rows = _rows(data, task, limits)
     parsed = task.parse_params(params)
     if limits is not None:
-        limits.check_params(parsed)
+        limits.check_params(parsed, task.params)
     return rows, parsed
 
 

@@ -1,17 +1,45 @@
-"""Task plug-ins, by catalog task name."""
+"""Task plug-ins, found from their folders.
+
+Every sub-package of ``tasks/`` whose ``__init__`` defines ``TASK`` (a :class:`Task`) is a task;
+adding a task is adding a folder. Shared task code lives in the modules beside them (``base``,
+``labels``, ``classification``).
+"""
 
 from __future__ import annotations
 
-from .base import Task
-from .fill_mask import FillMask
-from .question_answering import QuestionAnswering
-from .text_classification import TextClassification
-from .token_classification import TokenClassification
+import importlib
+import pkgutil
 
-TASKS: dict[str, Task] = {task.name: task for task in (TextClassification(),
-                                                       QuestionAnswering(),
-                                                       FillMask(),
-                                                       TokenClassification())}
+from .base import Task
+
+
+def _discover() -> dict[str, Task]:
+    found: dict[str, Task] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        if not info.ispkg:
+            continue
+        task = getattr(importlib.import_module(f"{__name__}.{info.name}"), "TASK", None)
+        if task is None:
+            continue
+        if not isinstance(task, Task):
+            raise TypeError(f"tasks/{info.name}: TASK must be a Task instance, got {task!r}")
+        if task.name in found:
+            raise ValueError(f"two task folders define the task '{task.name}'")
+        found[task.name] = task
+    claimed: dict[str, str] = {}
+    for task in found.values():
+        if task.default_for_head:
+            if task.head in claimed:
+                raise ValueError(f"tasks {claimed[task.head]} and {task.name} both claim "
+                                 f"the head {task.head}; set default_for_head = False on one")
+            claimed[task.head] = task.name
+    return found
+
+
+TASKS: dict[str, Task] = _discover()
+
+#: the config.json key a catalog model records its task under
+CONFIG_KEY = "catalog_task"
 
 
 def get_task(name: str) -> Task:
@@ -21,16 +49,21 @@ def get_task(name: str) -> Task:
         raise ValueError(f"unknown task '{name}'; choose one of {sorted(TASKS)}") from None
 
 
-#: model head (``config.architectures`` suffix) → task, for plain HF model folders; each task
-#: class names its own head (``Task.head``)
-HEADS = {task.head: name for name, task in TASKS.items() if getattr(task, "head", None)}
-
-
 def task_for_config(config) -> str:
-    """The task of a Hugging Face model folder, from the head it was saved with."""
+    """The task of a Hugging Face model folder: the one its ``config.json`` records, else (a
+    folder saved before tasks were recorded, or a plain hub model) the task that claims its
+    head (:attr:`Task.default_for_head`)."""
+    recorded = getattr(config, CONFIG_KEY, None)
+    if recorded:
+        return get_task(recorded).name
     for architecture in getattr(config, "architectures", None) or []:
-        for suffix, task in HEADS.items():
-            if architecture.endswith(suffix):
-                return task
+        for task in TASKS.values():
+            if task.default_for_head and architecture.endswith(task.head):
+                return task.name
     raise ValueError(f"cannot tell the task of a model with architectures "
                      f"{config.architectures}; pass task explicitly ({sorted(TASKS)})")
+
+
+def record_task(config, task: Task) -> None:
+    """Record ``task`` in a model config, so ``config.json`` says what the model was trained for."""
+    setattr(config, CONFIG_KEY, task.name)

@@ -3,12 +3,18 @@
 Training, evaluation, packaging, serving and model cards are written once and ask a :class:`Task`
 for everything that differs between tasks: its columns and data validation, how to tokenise for
 training, which model head to load, how to turn model outputs into answers, and its metrics.
+
+A task is a folder ``tasks/<task>/`` (found by :mod:`distilbert_catalog.tasks`, never listed):
+its ``__init__`` defines ``TASK``, an instance of its :class:`Task` subclass, which names its
+argument dataclasses (``arguments.py``, on :class:`~distilbert_catalog.arguments.TaskArguments`),
+its component descriptions, its request params (and the deployment limits bounding them) and
+its model-card section (``card.md.j2`` next to it).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
-
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +32,9 @@ class Param:
     default: Any
     help: str
     check: Callable[[Any], str | None] | None = None
+    #: the deployment limit (a field of :class:`~distilbert_catalog.serving.limits.Limits`) that
+    #: bounds this parameter's value, if any
+    limit: str | None = None
 
     def parse(self, name: str, value: Any) -> Any:
         if self.type is bool:
@@ -60,9 +69,27 @@ class EvalResult:
 
 
 class Task(ABC):
-    """One catalog task. Subclasses are stateless singletons registered in ``tasks.TASKS``."""
+    """One catalog task. Subclasses are stateless singletons, one per task folder (``TASK``)."""
 
     name: str
+    #: how the task is named in component titles, e.g. "token classification (NER)"
+    title: str
+    #: the argument dataclass of the task's fine-tune component (None: no fine-tune component)
+    finetune_args: type | None = None
+    #: the argument dataclass of the task's evaluate and gate components
+    evaluate_args: type
+    #: component descriptions (spec.yaml ``description``)
+    finetune_description: str = ""
+    evaluate_description: str
+    #: the model card's "Intended use" paragraph
+    intended_use: str
+    #: label names a freshly initialised head gets when a test or the quickstart builds one
+    #: (``tiny.with_task_head``); None for heads without labels
+    example_labels: tuple[str, ...] | None = None
+    #: whether a model folder that records no task (``config.json`` without ``catalog_task``,
+    #: saved before tasks were recorded) and has this task's head is taken for this task; one
+    #: task per head may claim it
+    default_for_head: bool = True
     #: the request columns a scoring request carries per row, e.g. ("input_string",)
     input_columns: tuple[str, ...]
     #: other names accepted for those columns in requests, e.g. {"text": "input_string"}
@@ -82,6 +109,16 @@ class Task(ABC):
     #: "ForTokenClassification"); names the ``AutoModel...`` class and tells a plain Hugging
     #: Face model folder's task (``tasks.task_for_config``)
     head: str
+
+    # --- the task folder ----------------------------------------------------------------------
+    @classmethod
+    def folder(cls) -> Path:
+        """The task's folder (where its ``card.md.j2`` and arguments live)."""
+        return Path(inspect.getfile(cls)).resolve().parent
+
+    def card_section(self) -> Path:
+        """The task's model-card section: a Jinja template rendered inside the catalog card."""
+        return self.folder() / "card.md.j2"
 
     # --- data -----------------------------------------------------------------------------
     @abstractmethod
@@ -131,8 +168,9 @@ class Task(ABC):
     def finalize_metrics(self, metrics: Mapping[str, float], prefix: str) -> dict[str, float]:
         """Metrics computed from a finished evaluation's metrics, added to them (or {}).
 
-        Called on every Trainer evaluation (``prefix`` "eval_") before the best checkpoint is
-        chosen, and on the final metrics; e.g. perplexity from ``eval_loss``, which
+        Called on every Trainer evaluation (``prefix`` "eval_"), logged with its metrics before
+        the best checkpoint is chosen (the hook runs after ``on_evaluate`` callbacks, so early
+        stopping watches the Trainer's own metrics); e.g. perplexity from ``eval_loss``, which
         ``compute_metrics`` never sees.
         """
         return {}
@@ -179,13 +217,20 @@ class Task(ABC):
     def predict(self, predictor, rows: list[dict], params: dict) -> list:
         """One JSON-ready answer per request row."""
 
+    def predictions_source(self, settings: Mapping[str, Any]) -> str | None:
+        """A file of predictions the evaluation scores instead of running a model, or None.
+
+        Evaluation then passes ``predictor=None`` to :meth:`evaluate`; the quality gate, which
+        must run the model, refuses it. The default: a task always runs a model.
+        """
+        return None
+
     @abstractmethod
     def evaluate(self, predictor, data: Data, out_dir: Path, settings: Mapping[str, Any]
                  ) -> EvalResult:
         """Predict on ``data`` and compute the task's metrics; write task plots into out_dir.
 
-        ``predictor`` is None when ``settings["predictions_file"]`` names predictions to score
-        instead (tasks whose evaluate arguments offer that input).
+        ``predictor`` is None when :meth:`predictions_source` names predictions to score instead.
         """
 
     @abstractmethod

@@ -32,6 +32,7 @@ from ...data import Data, is_text
 from ...errors import BadRequest, CatalogError
 from ..base import EvalResult, Param, Task
 from . import engine, scoring
+from .arguments import FillMaskArgs
 from .masks import count_masks, fill_masks, to_model_masks
 
 TEXTS, MASKS, KINDS = "texts", "masks", "mask_kinds"
@@ -50,13 +51,27 @@ def _at_least_one(value) -> str | None:
 
 class FillMask(Task):
     name = "fill-mask"
+    title = "fill-mask"
     head = "ForMaskedLM"
+    evaluate_args = FillMaskArgs
+    evaluate_description = (
+        "Evaluates a masked-language model (e.g. a base checkpoint) on texts with masked words "
+        "(rcds/wikipedia-for-mask-filling schema, or input_string + true word): top-1 and top-5 "
+        "accuracy with exact and any letter case, mean reciprocal rank, and pseudo-perplexity "
+        "of the unmasked texts (each token masked in turn). Writes per-text predictions and a "
+        "top-k accuracy plot.")
+    intended_use = (
+        "Predicting a masked word in English text ([MASK] or <mask>), as the pre-trained "
+        "checkpoint does out of the box: probing what the model knows, suggesting words, and "
+        "checking a checkpoint before fine-tuning it. One vocabulary token per mask, so words the "
+        "tokenizer splits are out of reach.")
     quality_metric = "top1_accuracy"
     answer_fields = ("masks",)  # per mask: the top-k words and the true word's rank
     input_columns = (INPUT,)
     input_aliases = {"text": INPUT, "inputs": INPUT, TEXTS: INPUT}
     params = {
-        "top_k": Param(int, 1, "tokens returned per mask, best first", _at_least_one),
+        "top_k": Param(int, 1, "tokens returned per mask, best first", _at_least_one,
+                       limit="max_top_k"),
         "return_scores": Param(bool, False, "return {token_str, score, token} per rank instead "
                                             "of the word alone"),
     }
@@ -281,3 +296,6 @@ class FillMask(Task):
 
     def example_request(self) -> dict[str, list]:
         return {k: list(v) for k, v in SEED_REQUEST.items()}
+
+
+TASK = FillMask()

@@ -29,6 +29,7 @@ from ...errors import BadRequest, DataError
 from ...backends import to_numpy
 from ..base import EvalResult, Param, Task, positive
 from . import engine, mlqa, squad
+from .arguments import DEFAULTS, QAEvaluationArgs, QuestionAnsweringArgs
 
 ID, TITLE, CONTEXT, QUESTION, ANSWERS = "id", "title", "context", "question", "answers"
 PLOT = "f1_vs_no_answer_threshold.png"
@@ -79,20 +80,40 @@ class QuestionAnswering(Task):
     """SQuAD-style extractive QA: the answer is a character span of the context, or none."""
 
     name = "question-answering"
+    title = "extractive question answering"
     head = "ForQuestionAnswering"
+    finetune_args = QuestionAnsweringArgs
+    evaluate_args = QAEvaluationArgs
+    finetune_description = (
+        "Fine-tunes DistilBERT for extractive question answering on SQuAD-style data (id, title, "
+        "context, question, answers{text[], answer_start[]}; v1 or v2, where empty answers mark "
+        "an unanswerable question) with the Hugging Face Trainer. Long contexts are split into "
+        "overlapping windows; answer offsets are checked before the model is loaded.")
+    evaluate_description = (
+        "Evaluates extractive question answering with the official SQuAD v2 metrics: exact and "
+        "F1, HasAns/NoAns, best_exact/best_f1 and their no-answer thresholds (SQuAD v1 numbers "
+        "when every question has an answer). Scores a model, or a predictions file from any "
+        "model; writes per-question results and a plot of F1 against the no-answer threshold.")
+    intended_use = (
+        "Extractive question answering over English passages: the answer is a span of the given "
+        "context, or no answer when the context does not contain one.")
     input_columns = (QUESTION, CONTEXT)
     input_aliases = {"questions": QUESTION, "contexts": CONTEXT}
     params = {
         "top_k": Param(int, 1, "answers returned per question, best first",
-                       lambda k: None if k >= 1 else "must be at least 1"),
-        "max_answer_len": Param(int, 30, "longest answer, in tokens", positive),
+                       lambda k: None if k >= 1 else "must be at least 1", limit="max_top_k"),
+        "max_answer_len": Param(int, DEFAULTS.max_answer_length, "longest answer, in tokens",
+                                positive),
         "handle_impossible_answer": Param(bool, False, "allow the empty (no answer) answer"),
-        "doc_stride": Param(int, 128, "context tokens shared by neighbouring windows of a long "
-                                      "context", _non_negative),
-        "max_seq_len": Param(int, 384, "tokens per window, special tokens included", positive),
-        "max_question_len": Param(int, 64, "question tokens kept", positive),
-        "null_score_threshold": Param(float, 0.0, "no answer wins when null_score > "
-                                                  "best_span_score + null_score_threshold",
+        "doc_stride": Param(int, DEFAULTS.doc_stride, "context tokens shared by neighbouring "
+                            "windows of a long context", _non_negative),
+        "max_seq_len": Param(int, DEFAULTS.max_seq_length, "tokens per window, special tokens "
+                             "included", positive),
+        "max_question_len": Param(int, DEFAULTS.max_query_length, "question tokens kept",
+                                  positive),
+        "null_score_threshold": Param(float, DEFAULTS.null_score_threshold,
+                                      "no answer wins when null_score > "
+                                      "best_span_score + null_score_threshold",
                                       _finite),
     }
     #: validation loss keeps rising while answers still improve (over-confident logits), so
@@ -316,13 +337,16 @@ class QuestionAnswering(Task):
         return [ranked[0] if qa.top_k == 1 else ranked for ranked in answers]
 
     # --- evaluation -----------------------------------------------------------------------
+    def predictions_source(self, settings: Mapping[str, Any]) -> str | None:
+        return settings.get("predictions_file") or None
+
     def evaluate(self, predictor, data: Data, out_dir: Path, settings: Mapping[str, Any]
                  ) -> EvalResult:
         references = [{"id": qid, "answers": answers}
                       for qid, answers in zip(data.dataset[ID], data.dataset[ANSWERS])]
         span_predictions = None
         if predictor is None:
-            predictions, na_probs = read_predictions(settings["predictions_file"])
+            predictions, na_probs = read_predictions(self.predictions_source(settings))
         else:
             params = self.qa_params(settings, top_k=1)
             results = self.run_engine(predictor, list(data.dataset[QUESTION]),
@@ -528,3 +552,6 @@ def plot_threshold_curve(thresholds: list[float], f1s: list[float], f1_as_predic
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+TASK = QuestionAnswering()

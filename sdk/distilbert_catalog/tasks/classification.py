@@ -1,4 +1,11 @@
-"""Text classification (e.g. emotion detection on the dair-ai/emotion schema ``text,label``)."""
+"""Sequence classification shared by the tasks that label a whole input (one text, or a pair).
+
+:class:`SequenceClassification` is written once over :attr:`~SequenceClassification.text_columns`:
+one column (text classification) or two (a sentence pair, encoded as the tokenizer's pair). A task
+folder names its columns, request inputs, descriptions and example; the data checks, training
+features, prediction and evaluation (accuracy, precision/recall/F1 averages, per-label report, log
+loss, confusion matrix and its plot) are the same code.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +17,13 @@ import numpy as np
 from sklearn import metrics as skm
 from transformers import DataCollatorWithPadding
 
+from ..backends import to_numpy
 from ..data import Data, is_text, rename_columns
 from ..errors import DataError
-from ..backends import to_numpy
 from .base import EvalResult, Param
 from .labels import LabelledTask, expected_label, is_label, label_ids
 
-TEXT, LABEL = "text", "label"
+LABEL = "label"
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -24,39 +31,50 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
-class TextClassification(LabelledTask):
-    name = "text-classification"
+class SequenceClassification(LabelledTask):
+    """One label per input: the input is :attr:`text_columns` (one text or a pair of texts)."""
+
     head = "ForSequenceClassification"
     label_column = LABEL
-    input_columns = ("input_string",)
-    input_aliases = {"text": "input_string", "inputs": "input_string"}
+    #: canonical data column -> the argument naming the user's column, in tokenizer order
+    text_columns: Mapping[str, str]
+    #: the argument naming the label column
+    label_key = "label_key"
     params = {
         "top_k": Param(int, 1, "how many labels to return per input, best first",
-                       lambda k: None if k >= 1 else "must be at least 1"),
+                       lambda k: None if k >= 1 else "must be at least 1", limit="max_top_k"),
     }
     default_metric_for_best_model = "accuracy"
     quality_metric = "accuracy"
     answer_fields = ("predicted",)
+    example_labels = ("negative", "positive")
 
     # --- data -----------------------------------------------------------------------------
     def prepare_data(self, data: Data, keys: Mapping[str, str], labels: list[str] | None,
                      require_labels: bool = True) -> Data:
-        mapping = {keys.get("text_key", TEXT): TEXT}
+        mapping = {keys.get(key) or canonical: canonical
+                   for canonical, key in self.text_columns.items()}
         if require_labels:
-            mapping[keys.get("label_key", LABEL)] = LABEL
+            mapping[keys.get(self.label_key) or LABEL] = LABEL
         for user, canonical in mapping.items():
             if user != canonical and canonical in data.dataset.column_names:
                 data.dataset = data.dataset.remove_columns(canonical)
         data = rename_columns(data, mapping)
-        data.check_rows(TEXT, is_text, "a non-empty string")
+        for column in self.text_columns:
+            data.check_rows(column, is_text, "a non-empty string")
         if require_labels:
             data.check_rows(LABEL, lambda v: is_label(v, labels), expected_label(labels))
         return data
 
     # --- training -------------------------------------------------------------------------
+    def encode(self, tokenizer, columns: list[list[str]], max_length: int):
+        """Tokenise one text per row, or a pair (``text``, ``text_pair``) per row."""
+        return tokenizer(*columns, truncation=True, max_length=max_length)
+
     def train_features(self, data: Data, tokenizer, max_seq_length: int, labels, settings):
         def tokenize(batch):
-            encoded = tokenizer(batch[TEXT], truncation=True, max_length=max_seq_length)
+            encoded = self.encode(tokenizer, [batch[c] for c in self.text_columns],
+                                  max_seq_length)
             encoded["labels"] = label_ids(batch[LABEL], labels)
             return encoded
 
@@ -76,15 +94,17 @@ class TextClassification(LabelledTask):
         return compute
 
     # --- inference ------------------------------------------------------------------------
-    def probabilities(self, predictor, texts: list[str]) -> np.ndarray:
-        max_length = predictor.tokenizer.model_max_length
-        features = [dict(f) for f in _unbatch(predictor.tokenizer(
-            texts, truncation=True, max_length=min(max_length, 512)))]
+    def probabilities(self, predictor, columns: list[list[str]]) -> np.ndarray:
+        max_length = min(predictor.tokenizer.model_max_length, 512)
+        encoded = self.encode(predictor.tokenizer, columns, max_length)
+        keys = list(encoded.keys())
+        features = [{k: encoded[k][i] for k in keys} for i in range(len(encoded["input_ids"]))]
         logits = predictor.run(features, lambda out, batch, lengths: list(to_numpy(out.logits)))
         return softmax(np.stack(logits)) if logits else np.zeros((0, 0))
 
     def predict(self, predictor, rows: list[dict], params: dict) -> list:
-        probs = self.probabilities(predictor, [row["input_string"] for row in rows])
+        probs = self.probabilities(predictor, [[row[c] for row in rows]
+                                               for c in self.input_columns])
         id2label = predictor.model.config.id2label
         top_k = min(params.get("top_k", 1), probs.shape[-1] if len(probs) else 1)
         answers = []
@@ -96,8 +116,8 @@ class TextClassification(LabelledTask):
 
     def evaluate(self, predictor, data: Data, out_dir: Path, settings: Mapping[str, Any]
                  ) -> EvalResult:
-        texts = list(data.dataset[TEXT])
-        probs = self.probabilities(predictor, texts)
+        columns = [list(data.dataset[c]) for c in self.text_columns]
+        probs = self.probabilities(predictor, columns)
         id2label = {int(i): name for i, name in predictor.model.config.id2label.items()}
         model_labels = [id2label[i] for i in range(len(id2label))]
         data_labels = settings.get("labels") or model_labels
@@ -109,37 +129,29 @@ class TextClassification(LabelledTask):
                             source=data.sources[0][0], column=LABEL)
         gold_ids = np.array([model_labels.index(g) for g in gold])
         predicted = probs.argmax(axis=-1)
-        label_ids = list(range(len(model_labels)))
+        label_ids_ = list(range(len(model_labels)))
         metrics = {"accuracy": float(skm.accuracy_score(gold_ids, predicted))}
         for average in ("macro", "micro", "weighted"):
             p, r, f, _ = skm.precision_recall_fscore_support(
-                gold_ids, predicted, labels=label_ids, average=average, zero_division=0)
+                gold_ids, predicted, labels=label_ids_, average=average, zero_division=0)
             metrics |= {f"precision_{average}": float(p), f"recall_{average}": float(r),
                         f"f1_{average}": float(f)}
-        metrics["log_loss"] = float(skm.log_loss(gold_ids, probs, labels=label_ids))
-        report = skm.classification_report(gold_ids, predicted, labels=label_ids,
+        metrics["log_loss"] = float(skm.log_loss(gold_ids, probs, labels=label_ids_))
+        report = skm.classification_report(gold_ids, predicted, labels=label_ids_,
                                            target_names=model_labels, output_dict=True,
                                            zero_division=0)
         per_class = {name: {k: float(v) for k, v in report[name].items()} for name in model_labels}
-        matrix = skm.confusion_matrix(gold_ids, predicted, labels=label_ids)
+        matrix = skm.confusion_matrix(gold_ids, predicted, labels=label_ids_)
         (out_dir / "confusion_matrix.json").write_text(json.dumps(
             {"labels": model_labels, "matrix": matrix.tolist()}, indent=2))
         plot_confusion_matrix(matrix, model_labels, out_dir / "confusion_matrix.png")
-        rows = [{"text": t, "label": g, "predicted": model_labels[p], "score": float(pr[p])}
-                for t, g, p, pr in zip(texts, gold, predicted, probs)]
+        rows = [{**{c: values[i] for c, values in zip(self.text_columns, columns)},
+                 "label": g, "predicted": model_labels[p], "score": float(pr[p])}
+                for i, (g, p, pr) in enumerate(zip(gold, predicted, probs))]
         return EvalResult(metrics=metrics, rows=rows,
                           details={"per_class": per_class, "labels": model_labels},
                           artifacts={"confusion_matrix": "confusion_matrix.json",
                                      "confusion_matrix_plot": "confusion_matrix.png"})
-
-    def example_request(self) -> dict[str, list]:
-        return {"input_string": ["i feel so happy and cheerful today",
-                                 "i am terrified of what comes next"]}
-
-
-def _unbatch(encoding) -> list[dict]:
-    keys = list(encoding.keys())
-    return [{k: encoding[k][i] for k in keys} for i in range(len(encoding["input_ids"]))]
 
 
 def plot_confusion_matrix(matrix: np.ndarray, labels: list[str], path: Path) -> None:
