@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 from dataclasses import MISSING, asdict, dataclass, field
 from typing import Any, Literal, Optional
 
+from .defaults import INFERENCE_BATCH_SIZE
 from .precision import BACKEND_CHOICES, BF16_MIN_SPEEDUP
 
 
@@ -132,10 +133,13 @@ class TrainingArgs:
         "trained model's answers; the saved model stays float.")
 
 
+BATCH_SIZE_HELP = ("Most rows in one inference batch; length-sorted rows are cut into batches by "
+                   "padding cost, at most 2,048 padded tokens each.")
+
+
 @dataclass
 class EvaluationArgs:
-    batch_size: int = arg(32, "Most rows in one inference batch; length-sorted rows are cut "
-                          "into batches by padding cost, at most 2,048 padded tokens each.")
+    batch_size: int = arg(INFERENCE_BATCH_SIZE, BATCH_SIZE_HELP)
     backend: Literal[BACKEND_CHOICES] = arg(
         "auto", "Inference backend; auto follows the model's quality-gate record (the fastest "
         "backend that passed, if measured on this kind of CPU), else the exact fp32.")
@@ -152,8 +156,7 @@ class GateArgs:
         0.5, "Points of the task's quality metric (QA F1; NER entity F1, accuracy and fill-mask "
         "top-1 in percent) a backend may lose against fp32 and still be kept.")
     rounds: int = arg(3, "Timed rounds per backend, interleaved with the others; medians kept.")
-    batch_size: int = arg(32, "Most rows in one inference batch; length-sorted rows are cut "
-                          "into batches by padding cost, at most 2,048 padded tokens each.")
+    batch_size: int = arg(INFERENCE_BATCH_SIZE, BATCH_SIZE_HELP)
 
 
 @dataclass

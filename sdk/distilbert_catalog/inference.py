@@ -21,6 +21,7 @@ from transformers import AutoConfig, AutoTokenizer
 
 from .backends import (AUTO, ONNX_DIR, Batch, ForwardFn, apply_backend, read_gate_record,
                        resolve_backend)
+from .defaults import INFERENCE_BATCH_SIZE
 from .modeling import resolve_model_source
 from .precision import default_device
 from .tasks import get_task, task_for_config
@@ -69,7 +70,8 @@ def plan_batches(lengths: Sequence[int], max_rows: int, max_tokens: int = MAX_BA
 class Predictor:
     """A model, its tokenizer and its task, loaded once and used for batched inference."""
 
-    def __init__(self, model, tokenizer, task, *, backend: str = AUTO, batch_size: int = 32,
+    def __init__(self, model, tokenizer, task, *, backend: str = AUTO,
+                 batch_size: int = INFERENCE_BATCH_SIZE,
                  device: str | None = None, gate: Mapping[str, Any] | None = None,
                  onnx_dir=None):
         """``backend``: a name from :data:`~distilbert_catalog.backends.CHOICES`; ``auto``
@@ -116,7 +118,7 @@ class Predictor:
 
 
 def load_predictor(source: str | Path, *, task_name: str | None = None, backend: str = AUTO,
-                   batch_size: int = 32) -> Predictor:
+                   batch_size: int = INFERENCE_BATCH_SIZE) -> Predictor:
     """Load a hub id, HF folder or MLflow model folder once, ready for batched inference.
 
     The task is ``task_name``, else the one the MLflow model or the model's ``config.json``

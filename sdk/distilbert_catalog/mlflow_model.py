@@ -16,6 +16,7 @@ from typing import Any
 import mlflow
 import pandas as pd
 
+from .defaults import INFERENCE_BATCH_SIZE
 from .inference import load_predictor
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -38,7 +39,8 @@ class CatalogModel(mlflow.pyfunc.PythonModel):
         config = context.model_config or {}
         self.predictor = load_predictor(context.artifacts["model"], task_name=config.get("task"),
                                         backend=config.get("backend", "auto"),
-                                        batch_size=int(config.get("batch_size", 32)))
+                                        batch_size=int(config.get("batch_size",
+                                                                  INFERENCE_BATCH_SIZE)))
 
     def predict(self, context, model_input, params=None):
         """Validate through the scoring script's request parser (same 4xx messages, same limits
@@ -61,7 +63,7 @@ def pinned_requirements(names=SERVING_REQUIREMENTS) -> list[str]:
 
 
 def save_mlflow_model(model_dir: str | Path, mlflow_dir: str | Path, *, task_name: str | None = None,
-                      backend: str = "auto", batch_size: int = 32,
+                      backend: str = "auto", batch_size: int = INFERENCE_BATCH_SIZE,
                       extra_metadata: dict[str, Any] | None = None) -> Path:
     """Write ``model_dir`` (a HF model folder) as an MLflow pyfunc model at ``mlflow_dir``."""
     mlflow_dir = Path(mlflow_dir)
@@ -95,7 +97,7 @@ def save_mlflow_model(model_dir: str | Path, mlflow_dir: str | Path, *, task_nam
 
 
 def package_model(source: str | Path, mlflow_dir: str | Path, *, task_name: str | None = None,
-                  backend: str = "auto", batch_size: int = 32) -> Path:
+                  backend: str = "auto", batch_size: int = INFERENCE_BATCH_SIZE) -> Path:
     """Package an existing model - a hub id or a Hugging Face model folder - as a catalog model.
 
     This is how a base checkpoint (``distilbert-base-uncased``: a masked-LM, so a fill-mask

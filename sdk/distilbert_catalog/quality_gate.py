@@ -30,6 +30,7 @@ import torch
 
 from .backends import (AUTO, BACKENDS, EXACT, GATE_FILE, ONNX_DIR, ONNX_FILES, REFERENCE,
                        copy_onnx_files, export_onnx, resolve_backend, unavailable)
+from .defaults import INFERENCE_BATCH_SIZE
 from .errors import CatalogError
 from .evaluation import evaluation_data
 from .hardware import cpu_description, describe
@@ -51,7 +52,7 @@ def parse_candidates(text: str) -> list[str]:
 
 def run_gate(model_dir: str | Path, task, data, settings: Mapping[str, Any], *,
              candidates: list[str], tolerance: float = 0.5, rounds: int = 3,
-             batch_size: int = 32, onnx_dir: str | Path) -> dict:
+             batch_size: int = INFERENCE_BATCH_SIZE, onnx_dir: str | Path) -> dict:
     """Score ``data`` with fp32 and every available candidate; return the gate record.
 
     ``model_dir`` is a Hugging Face model folder; graphs for ONNX candidates are exported into

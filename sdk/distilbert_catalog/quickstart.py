@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from .api import pipeline_path
-from .metrics_file import read_metrics
+from .metrics_file import FILENAME as METRICS_FILE, read_metrics
 from .runner.endpoints import serve
 from .runner.pipeline import run_pipeline
 from .pretrained import pretrained_distilbert
@@ -51,7 +51,7 @@ def quickstart(output_dir: str | Path = "quickstart-out", print_=print) -> dict:
     summary = {
         "mlflow_model": str(outputs["mlflow_model"]),
         "pytorch_model": str(result["steps"]["finetune"]["pytorch_model_folder"]),
-        "metrics": str(Path(outputs["evaluation_result"]) / "metrics.json"),
+        "metrics": str(Path(outputs["evaluation_result"]) / METRICS_FILE),
         "model_card": str(Path(outputs["model_card"]) / "README.md"),
         "sample_request": str(out / "sample_request.json"),
         "sample_response": str(out / "sample_response.json"),

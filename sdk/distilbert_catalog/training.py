@@ -23,7 +23,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from .arguments import FinetuneDataArgs, ModelArgs, TaskArguments, TrainingArgs
 from .data import Data, load_data, load_split, split_files
 from .errors import CatalogError, DataError
-from .metrics_file import write_metrics
+from .metrics_file import FILENAME as METRICS_FILE, write_metrics
 from .mlflow_model import save_mlflow_model
 from .modeling import resolve_model_source, weights_source
 from .precision import choose_training_precision, default_device
@@ -160,7 +160,7 @@ def finetune(task_name: str, model: ModelArgs, data: FinetuneDataArgs, task_args
                       split=data.validation_split if has_eval else data.train_split,
                       n_examples=len(validation) if has_eval else len(train),
                       metrics=metrics, config=config)
-        mlflow.log_artifact(str(metrics_dir / "metrics.json"))
+        mlflow.log_artifact(str(metrics_dir / METRICS_FILE))
         mlflow_dir = None
         if mlflow_model_dir:
             mlflow_dir = save_mlflow_model(model_dir, mlflow_model_dir, task_name=task.name)

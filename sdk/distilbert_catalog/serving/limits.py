@@ -3,16 +3,19 @@
 Every limit is checked on the raw request before any tokenisation, so an oversized or hostile
 request costs the server a scan of its bytes, not a forward pass:
 
-======================== ============== =====================================================
-variable                 default        what it bounds
-======================== ============== =====================================================
-DISTILBERT_MAX_BODY_BYTES 1000000       bytes in the request body (413)
-DISTILBERT_MAX_JSON_DEPTH 16            nesting of JSON arrays/objects (400)
-DISTILBERT_MAX_ITEMS      256           inputs (rows) per request (413)
-DISTILBERT_MAX_TEXT_CHARS 20000         characters in one input cell; a word list counts its
-                                        words' characters plus one per word (413)
-DISTILBERT_MAX_TOP_K      100           request params a task bounds by ``max_top_k`` (400)
-======================== ============== =====================================================
+========================= ====================================================================
+variable                  what it bounds
+========================= ====================================================================
+DISTILBERT_MAX_BODY_BYTES bytes in the request body (413)
+DISTILBERT_MAX_JSON_DEPTH nesting of JSON arrays/objects (400)
+DISTILBERT_MAX_ITEMS      inputs (rows) per request (413)
+DISTILBERT_MAX_TEXT_CHARS characters in one input cell; a word list counts its words'
+                          characters plus one per word (413)
+DISTILBERT_MAX_TOP_K      request params a task bounds by ``max_top_k`` (``Param.limit``; 400)
+========================= ====================================================================
+
+The defaults are the fields of :class:`Limits`, declared once; the deployment YAML and the
+README state them too, and a test holds them to these fields.
 
 A value of 0 is refused (a limit must bound something); a non-integer value is a deployment
 error raised when the scoring script starts.

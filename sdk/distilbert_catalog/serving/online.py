@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from ..defaults import BATCH_SIZE_ENV, INFERENCE_BATCH_SIZE
 from ..errors import BadRequest
 from ..hardware import same_cpu_kind
 from ..inference import load_predictor
@@ -35,7 +36,8 @@ def predictor_from_env():
     """Load the deployed model once, with backend/batch size from the deployment's env vars."""
     requested = os.environ.get("DISTILBERT_BACKEND", "auto")
     predictor = load_predictor(model_dir_from_env(), backend=requested,
-                               batch_size=int(os.environ.get("DISTILBERT_BATCH_SIZE", "32")))
+                               batch_size=int(os.environ.get(BATCH_SIZE_ENV,
+                                                             INFERENCE_BATCH_SIZE)))
     log.warning("serving a %s model on backend %s (DISTILBERT_BACKEND=%s, %s)",
                 predictor.task.name, predictor.backend, requested,
                 gate_note(predictor.gate))
