@@ -8,25 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import EMOTION_LABELS
+
 # Offline by construction: nothing in the suite may reach a hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.pop("MLFLOW_TRACKING_URI", None)
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    """Write ``rows`` as a jsonl data file (tests' own small datasets)."""
-    import json
-
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-EMOTION_LABELS = "sadness,joy,love,anger,fear,surprise"
-#: plain sentences (from the natural held-out set) a fine-tuned emotion model must get right
-JOY = "i got the job and could not stop grinning on the drive home"
-FEAR = "i am terrified of what comes next"
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,7 +1,7 @@
 import pytest
 
 import distilbert_catalog as dc
-from tests.conftest import FEAR, JOY
+from tests.support import FEAR, JOY
 
 
 def test_pipeline_job_is_the_azure_ml_job_from_the_same_yaml():

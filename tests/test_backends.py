@@ -22,10 +22,10 @@ from distilbert_catalog.backends import (BACKENDS, EXPORT_TOLERANCE, apply_backe
 from distilbert_catalog.errors import CatalogError
 from distilbert_catalog.hardware import FLAGS_ENV, SIMULATED_KINDS, cpu_description
 from distilbert_catalog.inference import Predictor
-from distilbert_catalog.tasks import get_task
-from tests.conftest import REPO
+from distilbert_catalog.tasks import TASKS as DISCOVERED, get_task
+from tests.support import REPO
 
-TASKS = ("text-classification", "question-answering", "token-classification", "fill-mask")
+TASKS = sorted(DISCOVERED)  # every task folder, the ones added later too
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +33,7 @@ def task_models(tiny_model, tmp_path_factory) -> dict[str, Path]:
     from distilbert_catalog.tiny import with_task_head
 
     out = tmp_path_factory.mktemp("backend-models")
-    return {task: tiny_model if task == "fill-mask" else with_task_head(tiny_model, task, out / task)
-            for task in TASKS}
+    return {task: with_task_head(tiny_model, task, out / task) for task in TASKS}
 
 
 def predictor(folder: Path, task: str, backend: str, onnx_dir: Path) -> Predictor:
@@ -358,7 +357,7 @@ def test_gate_component_runs_in_a_fresh_process_and_auto_follows_it(task_models,
 
 def _tiny_emotion(tmp_path: Path) -> Path:
     """A few rows labelled with the tiny classifier's own labels (negative / positive)."""
-    from tests.conftest import write_jsonl
+    from tests.support import write_jsonl
 
     folder = tmp_path / "data"
     folder.mkdir()

@@ -19,7 +19,7 @@ import pytest
 from distilbert_catalog.hardware import isa_features
 from distilbert_catalog.precision import bf16_unavailable
 
-from tests.conftest import REPO
+from tests.support import REPO
 
 BENCHMARKS = REPO / "benchmarks"
 

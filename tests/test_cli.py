@@ -3,7 +3,7 @@
 import json
 
 from distilbert_catalog.cli import main
-from tests.conftest import EMOTION_LABELS, REPO
+from tests.support import EMOTION_LABELS, REPO
 
 
 def finished_runs(stage: str) -> int:

@@ -19,7 +19,7 @@ import sys
 import pytest
 
 from distilbert_catalog.hardware import FLAGS_ENV, SIMULATED_KINDS, isa_features
-from tests.conftest import REPO
+from tests.support import REPO
 
 #: the tests marked cpu_sensitive (see pyproject.toml), all of which must run under every kind
 EXPECTED = 9

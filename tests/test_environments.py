@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support import REPO
 
 ENABLED = os.environ.get("DISTILBERT_CATALOG_ENV_TEST") == "1"
 pytestmark = pytest.mark.skipif(not ENABLED, reason=(

@@ -4,7 +4,7 @@ import sys
 
 import yaml
 
-from tests.conftest import FEAR, JOY
+from tests.support import FEAR, JOY
 
 
 def test_mlflow_model_metadata(emotion_model):

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from distilbert_catalog.modeling import hub_unreachable
-from tests.conftest import REPO
+from tests.support import REPO
 
 CLI = Path(sys.executable).with_name("distilbert-catalog")
 HUB_ID = "distilbert-base-uncased"

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 import distilbert_catalog as dc
 from distilbert_catalog.qat import (FakeQuantLinear, fake_quantize_activation,
                                     fake_quantize_weight, quantization_aware)
-from tests.conftest import EMOTION_LABELS
+from tests.support import EMOTION_LABELS
 
 
 def onnx_int8_linear(weight: torch.Tensor, folder) -> "callable":

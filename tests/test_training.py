@@ -6,7 +6,7 @@ import pytest
 import distilbert_catalog as dc
 from distilbert_catalog.errors import DataError
 from distilbert_catalog.samples import sample_dir
-from tests.conftest import EMOTION_LABELS
+from tests.support import EMOTION_LABELS
 
 
 def test_the_emotion_model_reads_natural_sentences_it_never_saw(emotion_model, emotion_eval,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EMOTION_LABELS
+from tests.support import EMOTION_LABELS
 
 EPOCHS = 3
 

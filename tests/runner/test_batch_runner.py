@@ -18,7 +18,7 @@ from distilbert_catalog.runner.batch import (
     load_batch_deployment_file,
     run_batch,
 )
-from tests.conftest import REPO
+from tests.support import REPO
 
 # Records calls in AZUREML_BI_OUTPUT_PATH/calls.txt. Faults, each once (a marker file per fault):
 # a file named crash* kills the worker; slow* sleeps past any test timeout; bad* always raises.

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import FEAR, JOY, REPO
+from tests.support import FEAR, JOY, REPO
 
 HERE = Path(__file__).resolve().parent
 DEPLOYMENT = REPO / "components/deploy/batch/text_classification/deployment.yaml"

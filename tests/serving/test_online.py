@@ -4,7 +4,7 @@ import pytest
 
 from distilbert_catalog.quickstart import SCORE_SCRIPT
 from distilbert_catalog.runner.endpoints import serve
-from tests.conftest import FEAR, JOY
+from tests.support import FEAR, JOY
 
 
 @pytest.fixture(scope="module")

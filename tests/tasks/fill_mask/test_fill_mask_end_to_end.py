@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.support import REPO
 
 CLI = Path(sys.executable).with_name("distilbert-catalog")
 SEED = {"inputs": {"input_string": ["Paris is the [MASK] of France.", "Today is a [MASK] day!"]}}

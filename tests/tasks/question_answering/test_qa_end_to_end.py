@@ -21,7 +21,7 @@ import pytest
 
 from distilbert_catalog.samples import sample_dir
 from distilbert_catalog.tasks.question_answering import SEED_REQUEST
-from tests.conftest import REPO
+from tests.support import REPO
 
 SQUAD = sample_dir("squad_v2")
 SCORE_SCRIPT = REPO / "sdk" / "distilbert_catalog" / "serving" / "score.py"

@@ -245,10 +245,16 @@ def test_validate_params_rejects(tokenizer, change, message):
 
 
 def test_validate_params_accepts_defaults_and_largest_stride(tokenizer):
-    validate_params(QAParams(), tokenizer)
+    assert validate_params(QAParams(), tokenizer) is None
     # 384 - 64 - 3 special tokens = 317 context tokens per window -> stride 316 is the largest
-    validate_params(QAParams(doc_stride=316), tokenizer)
-    encode(tokenizer, ["what?"], ["word " * 2000], QAParams(doc_stride=316))
+    assert validate_params(QAParams(doc_stride=316), tokenizer) is None
+    with pytest.raises(BadRequest, match="doc_stride=317 must be smaller"):
+        validate_params(QAParams(doc_stride=317), tokenizer)
+    windows = encode(tokenizer, ["what?"], ["word " * 2000], QAParams(doc_stride=316))
+    # every window but the last is full, and each starts later in the context than the one before
+    starts = [next(o for o in offsets if o is not None)[0] for offsets in windows.context_offsets]
+    assert len(windows.features) > 1 and starts == sorted(set(starts))
+    assert all(len(f["input_ids"]) == 384 for f in windows.features[:-1])
 
 
 # --------------------------------------------------------------------------- encode

@@ -21,7 +21,7 @@ from distilbert_catalog.serving.request_parsing import parse_request
 from distilbert_catalog.tasks import TASKS, get_task
 from distilbert_catalog.tasks.question_answering import (SEED_REQUEST, nearest_occurrence,
                                                          read_predictions, squad)
-from tests.conftest import write_jsonl
+from tests.support import write_jsonl
 
 TASK = get_task("question-answering")
 SQUAD = sample_dir("squad_v2")
@@ -32,14 +32,10 @@ KEYS = QuestionAnsweringArgs().keys
 @pytest.fixture(scope="module")
 def qa_head_model(pretrained_model, tmp_path_factory) -> Path:
     """The pretrained offline DistilBERT with a (seeded) random QA head, as a HF model folder."""
-    import torch
-    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+    from distilbert_catalog.tiny import with_task_head
 
-    torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("qa-head") / "distilbert-qa"
-    AutoModelForQuestionAnswering.from_pretrained(pretrained_model).save_pretrained(out)
-    AutoTokenizer.from_pretrained(pretrained_model).save_pretrained(out)
-    return out
+    return with_task_head(pretrained_model, "question-answering",
+                          tmp_path_factory.mktemp("qa-head") / "distilbert-qa")
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +60,11 @@ def test_task_is_registered_with_its_head(qa_head_model):
 
     assert "question-answering" in TASKS
     assert TASK.head == "ForQuestionAnswering"
-    assert task_for_config(AutoConfig.from_pretrained(qa_head_model)) == "question-answering"
+    config = AutoConfig.from_pretrained(qa_head_model)
+    assert config.catalog_task == "question-answering"  # recorded in config.json
+    assert task_for_config(config) == "question-answering"
+    del config.catalog_task  # a folder saved before tasks were recorded: found by its head
+    assert task_for_config(config) == "question-answering"
     assert TASK.input_columns == ("question", "context")
     assert TASK.example_request() == SEED_REQUEST
 

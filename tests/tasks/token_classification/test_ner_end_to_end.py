@@ -23,7 +23,7 @@ import pytest
 from distilbert_catalog.samples import sample_dir
 from distilbert_catalog.tasks.token_classification import SEED_REQUEST
 from distilbert_catalog.tasks.token_classification.metrics import entity_scores
-from tests.conftest import REPO
+from tests.support import REPO
 
 CONLL = sample_dir("conll2003")
 PIPELINE = REPO / "pipelines" / "named-entity-recognition.yaml"

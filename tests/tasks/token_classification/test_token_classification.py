@@ -18,7 +18,7 @@ from distilbert_catalog.errors import BadRequest, DataError
 from distilbert_catalog.serving.request_parsing import parse_request
 from distilbert_catalog.tasks import get_task
 from distilbert_catalog.tasks.token_classification import engine
-from tests.conftest import write_jsonl
+from tests.support import write_jsonl
 
 TASK = get_task("token-classification")
 CONLL = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]

@@ -1,0 +1,19 @@
+"""Constants and helpers the tests share (fixtures live in conftest.py; import this module, never
+conftest)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+EMOTION_LABELS = "sadness,joy,love,anger,fear,surprise"
+#: plain sentences (from the natural held-out set) a fine-tuned emotion model must get right
+JOY = "i got the job and could not stop grinning on the drive home"
+FEAR = "i am terrified of what comes next"
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    """Write ``rows`` as a jsonl data file (tests' own small datasets)."""
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
