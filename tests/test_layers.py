@@ -23,13 +23,13 @@ PACKAGE_DIR = Path(importlib.util.find_spec(PACKAGE).submodule_search_locations[
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("errors", "defaults", "hardware", "precision", "arguments", "data",
                     "metrics_file", "modeling", "tracking", "backends", "qat", "samples",
-                    "samples.*")),
+                    "samples.*", "model_assets")),
     ("tasks", ("tasks", "tasks.*")),
     ("inference", ("inference", "serving.limits", "serving.request_parsing")),
     ("packaging", ("mlflow_model",)),
-    ("workflows", ("training", "evaluation", "quality_gate", "cards")),
+    ("workflows", ("training", "evaluation", "quality_gate", "cards", "model_pages")),
     ("top", ("", "api", "cli", "components", "quickstart", "runner", "runner.*", "serving",
-             "serving.*", "tiny", "pretrained")),
+             "serving.*", "tiny", "pretrained", "workspace")),
 ]
 
 

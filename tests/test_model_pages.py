@@ -15,7 +15,7 @@ from distilbert_catalog.model_assets import MODELS, cards_root
 from distilbert_catalog.model_pages import DIGITS, render_index
 from distilbert_catalog.samples import sample_dir
 
-from tests.conftest import EMOTION_LABELS
+from tests.support import EMOTION_LABELS
 
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 
