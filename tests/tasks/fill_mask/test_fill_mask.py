@@ -386,7 +386,11 @@ def test_ranks_match_a_direct_ranking_of_the_vocabulary(evaluation, predictor):
                 assert mask["rank"] is None
             else:
                 assert mask["rank"] == mask["rank_uncased"]
-            assert mask["predicted"] == [vocab[i].removeprefix("##") for i in order[:5]]
+            for k, (got, want) in enumerate(zip(mask["predicted"], order[:5], strict=True)):
+                # batched and single forwards may swap tokens whose log-probabilities tie to 1e-5
+                tied = {vocab[i].removeprefix("##") for i in order[:16]
+                        if abs(float(logp[i] - logp[want])) <= 1e-5}
+                assert got in tied, (k, got, vocab[want])
             ranks.append(mask["rank"])
             ranks_uncased.append(mask["rank_uncased"])
     metrics = record["metrics"]
