@@ -75,7 +75,13 @@ def test_auto_trains_in_bf16_only_where_it_measured_clearly_faster(
     assert choice.as_config()["precision_measurement"]["speedup"] == speedup
 
 
-def test_the_measurement_is_cached_per_cpu_kind(classifier, monkeypatch, own_cache):
+@pytest.fixture
+def quiet_machine(monkeypatch):
+    monkeypatch.setattr(precision.os, "getloadavg", lambda: (0.5, 0.5, 0.5))
+
+
+def test_the_measurement_is_cached_per_cpu_kind(classifier, monkeypatch, own_cache,
+                                                quiet_machine):
     calls = scripted_measurement(monkeypatch, 1.4)
     for kind in ("avx512-vnni-bf16", "avx512-vnni-bf16", "amx", "amx"):
         monkeypatch.setenv(FLAGS_ENV, kind)
@@ -83,6 +89,18 @@ def test_the_measurement_is_cached_per_cpu_kind(classifier, monkeypatch, own_cac
     assert len(calls) == 2  # once per kind of CPU
     cached = json.loads((own_cache / precision.CACHE_FILE).read_text())
     assert sorted(v["speedup"] for v in cached.values()) == [1.4, 1.4]
+
+
+def test_a_measurement_taken_on_a_busy_machine_serves_its_run_and_is_not_cached(
+        classifier, monkeypatch, own_cache, caplog):
+    monkeypatch.setenv(FLAGS_ENV, "avx512-vnni-bf16")
+    monkeypatch.setattr(precision.os, "getloadavg", lambda: (64.0, 64.0, 64.0))
+    calls = scripted_measurement(monkeypatch, 2.75)
+    for _ in range(2):
+        assert choose_training_precision("auto", *classifier, "cpu").precision == "bf16"
+    assert len(calls) == 2  # measured again: nothing was kept
+    assert not (own_cache / precision.CACHE_FILE).exists()
+    assert "not caching the measurement, the machine was busy (load 64.0" in caplog.text
 
 
 @pytest.mark.cpu_sensitive

@@ -6,7 +6,8 @@ Intel Xeon with AVX512-BF16 but no AMX, DistilBERT trained 1.3-1.4x *slower* in 
 a recent GPU it is faster. So ``precision: auto`` times a few forward/backward steps of the actual
 model on an actual training batch, fp32 and bf16 interleaved, and trains in bf16 only when it was
 at least :data:`BF16_MIN_SPEEDUP` times faster. The verdict is cached per CPU kind, device, torch
-version, thread count and model shape (``precision.json`` in the catalog's cache).
+version, thread count and model shape (``precision.json`` in the catalog's cache), unless the
+machine was busy while it was measured (:func:`machine_busy`): then it serves that run only.
 
 The inference backends' names also live here, importable without loading PyTorch, so argument
 parsing and spec generation stay light (:mod:`distilbert_catalog.backends` runs them).
@@ -88,8 +89,12 @@ def choose_training_precision(requested: str, model, batch: Mapping[str, Any], d
     measurement = cache.get(key)
     if measurement is None:
         measurement = measure_training_step(model, batch, device)
-        cache[key] = measurement
-        _write_cache(cache)
+        busy = machine_busy()
+        if busy:  # other work skewed the timings: use them for this run, never remember them
+            log.warning("training precision: not caching the measurement, %s", busy)
+        else:
+            cache[key] = measurement
+            _write_cache(cache)
     speedup = measurement["speedup"]
     chosen = "bf16" if speedup >= BF16_MIN_SPEEDUP else "fp32"
     reason = (f"auto: a bf16 training step ran {speedup:.2f}x as fast as fp32 on this machine "
@@ -140,6 +145,19 @@ def measure_training_step(model, batch: Mapping[str, Any], device,
     return {"fp32_step_seconds": round(fp32, 5), "bf16_step_seconds": round(bf16, 5),
             "speedup": round(fp32 / bf16, 3), "steps": steps,
             "batch_shape": list(inputs["input_ids"].shape), "cpu": cpu_description()}
+
+
+def machine_busy() -> str | None:
+    """Why timings taken now would not stand for this machine (more runnable work than cores),
+    or None. On two shared cores, a tiny model's fp32 step once timed 0.28 s against 0.015 s
+    quiet (other processes' thread pools spinning at barriers): such a verdict must not be kept."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"the machine was busy (load {load:.1f} on {cores} cores)" if load > (cores or 1) \
+        else None
 
 
 def _synchronize(device) -> None:
