@@ -21,7 +21,7 @@ PACKAGE_DIR = Path(importlib.util.find_spec(PACKAGE).submodule_search_locations[
 
 #: bottom first; patterns are module names relative to the package ("" is the package itself)
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("errors", "defaults", "hardware", "precision", "arguments", "data",
+    ("foundation", ("errors", "defaults", "assets", "hardware", "precision", "arguments", "data",
                     "metrics_file", "modeling", "tracking", "backends", "qat", "samples",
                     "samples.*", "model_assets")),
     ("tasks", ("tasks", "tasks.*")),
@@ -38,6 +38,8 @@ def modules(root: Path) -> dict[str, Path]:
     found = {}
     for path in root.rglob("*.py"):
         parts = list(path.relative_to(root).with_suffix("").parts)
+        if parts[0] == "_assets":  # the catalog's files (component entry scripts), not modules
+            continue
         if parts[-1] == "__init__":
             parts = parts[:-1]
         found[".".join(parts)] = path

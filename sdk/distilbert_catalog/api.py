@@ -18,10 +18,10 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from .assets import asset_dir
 from .components import COMPONENTS, Component
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-PIPELINES_DIR = REPO_ROOT / "pipelines"
+PIPELINES_DIR = asset_dir("pipelines")
 
 
 def component_for(stage: str, task: str) -> Component:
@@ -146,7 +146,7 @@ def run_pipeline(name: str | Path, *, output_dir: str | Path | None = None, **in
 
 # --- batch endpoints (components/deploy/batch/<task>/) ------------------------------------------
 
-BATCH_DEPLOY_DIR = REPO_ROOT / "components" / "deploy" / "batch"
+BATCH_DEPLOY_DIR = asset_dir("components") / "deploy" / "batch"
 
 
 def batch_deployment_dir(task: str) -> Path:

@@ -19,6 +19,7 @@ from typing import Any
 import jinja2
 import yaml
 
+from .assets import asset_dir
 from .metrics_file import read_metrics
 from .tasks import TASKS, get_task
 
@@ -26,10 +27,11 @@ DEFAULT_MODEL = "distilbert-base-uncased"
 
 
 def default_template_dir(model: str = DEFAULT_MODEL) -> Path:
-    """The catalog's card folder for ``model``: $DISTILBERT_CARDS_DIR or the repo's model_cards/."""
+    """The catalog's card folder for ``model``: $DISTILBERT_CARDS_DIR or the catalog's
+    model_cards/ (:func:`distilbert_catalog.assets.asset_dir`)."""
     roots = [Path(os.environ["DISTILBERT_CARDS_DIR"])] if os.environ.get("DISTILBERT_CARDS_DIR") \
         else []
-    roots.append(Path(__file__).resolve().parents[2] / "model_cards")
+    roots.append(asset_dir("model_cards"))
     for root in roots:
         if (root / model / "card.md.j2").exists():
             return root / model

@@ -35,9 +35,11 @@ SKU_FIELDS = ("vCPU", "GPU", "RAM GB", "disk GB")
 
 
 def cards_root() -> Path:
-    """``$DISTILBERT_CARDS_DIR`` or the repository's ``model_cards/``."""
+    """``$DISTILBERT_CARDS_DIR`` or the catalog's ``model_cards/`` (in the package)."""
+    from .assets import asset_dir
+
     env = os.environ.get("DISTILBERT_CARDS_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "model_cards"
+    return Path(env) if env else asset_dir("model_cards")
 
 
 def parse_sku_spec(spec: str) -> tuple[int, int, int, int]:

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from .api import REPO_ROOT, batch_deployment, batch_deployment_dir, batch_endpoint, pipeline_job
+from .assets import asset_dir
+from .api import batch_deployment, batch_deployment_dir, batch_endpoint, pipeline_job
 
-ONLINE_DIR = REPO_ROOT / "components" / "deploy" / "online"
+ONLINE_DIR = asset_dir("components") / "deploy" / "online"
 
 
 @dataclass

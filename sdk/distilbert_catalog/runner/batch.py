@@ -38,6 +38,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any, Mapping
 
+from distilbert_catalog.assets import code_dir as resolve_code_dir
 from distilbert_catalog.errors import CatalogError
 from distilbert_catalog.runner.process import check_script_and_model
 
@@ -128,7 +129,7 @@ def load_batch_deployment_file(path: str | os.PathLike) -> BatchDeploymentFile:
     code = deployment.code_configuration
     if code is None or not code.scoring_script:
         raise BatchRunError(f"{path}: code_configuration with code and scoring_script is required")
-    code_dir = (path.parent / str(code.code)).resolve()
+    code_dir = resolve_code_dir((path.parent / str(code.code)).resolve(), code.scoring_script)
     return BatchDeploymentFile(settings, code_dir / code.scoring_script, code_dir)
 
 
