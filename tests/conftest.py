@@ -16,6 +16,15 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 
+# pytest-xdist runs one worker per core: each worker and every process it starts gets its share of
+# the cores, so two workers' intra-op thread pools never oversubscribe the machine (on 2 cores,
+# two 2-thread pools made tiny-model steps 20x slower, spinning at barriers).
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    _THREADS = str(max(1, (os.cpu_count() or 1) // _WORKERS))
+    os.environ.setdefault("OMP_NUM_THREADS", _THREADS)
+    os.environ.setdefault("MKL_NUM_THREADS", _THREADS)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def mlflow_store(tmp_path_factory):

@@ -6,31 +6,6 @@ from distilbert_catalog.cli import main
 from tests.support import EMOTION_LABELS, REPO
 
 
-def finished_runs(stage: str) -> int:
-    import mlflow
-
-    return len(mlflow.search_runs(search_all_experiments=True,
-                                  filter_string=f"tags.stage = '{stage}'"))
-
-
-def test_run_pipeline_yaml_end_to_end(tiny_model, tmp_path, capsys):
-    before = finished_runs("evaluation")
-    code = main(["run", str(REPO / "pipelines" / "emotion-detection.yaml"),
-                 "--set", f"model_name={tiny_model}", "--set", "num_train_epochs=1",
-                 "--set", "learning_rate=0.003", "--output-dir", str(tmp_path)])
-    assert code == 0
-    out = capsys.readouterr().out
-    for step in ("] finetune", "] evaluate", "] evaluate_natural", "[4/4] model_card"):
-        assert step in out
-    card = (tmp_path / "model_card" / "model_card" / "README.md").read_text()
-    assert card.startswith("# distilbert-base-uncased-emotion — text-classification")
-    metrics = json.loads((tmp_path / "evaluate" / "evaluation_result" / "metrics.json")
-                         .read_text())
-    assert metrics["n_examples"] == 102
-    assert "Also evaluated on" in card  # the natural held-out sentences
-    assert finished_runs("evaluation") == before + 2  # the steps tracked to the caller's store
-
-
 def test_run_single_component_yaml(emotion_model, emotion_dir, tmp_path):
     """As a user runs it: the installed command in a fresh process."""
     import subprocess

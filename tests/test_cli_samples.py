@@ -1,5 +1,6 @@
 """CLI samples: every Azure ML script parses (bash -n) and has a local twin; every local twin runs
-with bash, offline, on the tiny model."""
+with bash, offline, on the tiny model (the fill-mask batch twin as the README's runnable block,
+tests/test_docs.py)."""
 
 import json
 import os
@@ -71,18 +72,37 @@ def test_local_online_endpoint_twins_answer(tiny_model, tmp_path):
     assert len(answers) == 2 and all(set(a) == {"0"} for a in answers)
 
 
-def test_local_batch_twin_scores_every_row(tiny_model, tmp_path):
-    import pandas as pd
+def twin_outputs(proc: subprocess.CompletedProcess) -> dict:
+    """The outputs the runner prints last, as a JSON object."""
+    lines = proc.stdout.splitlines()
+    start = max(i for i, line in enumerate(lines) if line == "{")
+    return json.loads("\n".join(lines[start:]))["outputs"]
 
-    run_twin("fill-mask-batch-endpoint.sh", tmp_path, tiny_model)
-    frames = [pd.read_csv(p) for p in (tmp_path / "out" / "batch").glob("*.csv")]
-    rows = sum(len(p.read_text().splitlines())
-               for p in (CLI / "requests" / "fill-mask-batch").glob("*.jsonl"))
-    assert sum(len(f) for f in frames) == rows
+
+def test_emotion_twin_runs_the_pipeline_yaml_end_to_end(tiny_model, tmp_path):
+    """`distilbert-catalog run pipelines/emotion-detection.yaml`, as the twin runs it: every
+    step in order, the card over both evaluations, and the steps tracked to the caller's store."""
+    import mlflow
+
+    store = (tmp_path / "mlruns").as_uri()
+    proc = run_twin("emotion-detection.sh", tmp_path, tiny_model, EPOCHS="1",
+                    LEARNING_RATE="0.003", MLFLOW_TRACKING_URI=store)
+    steps = [line for line in proc.stdout.splitlines() if line.endswith(" ...")]
+    assert [s.split(":")[0] for s in steps] == ["[1/4] finetune", "[2/4] evaluate",
+                                               "[3/4] evaluate_natural", "[4/4] model_card"]
+    outputs = twin_outputs(proc)
+    metrics = json.loads((Path(outputs["evaluation_result"]) / "metrics.json").read_text())
+    assert metrics["stage"] == "evaluation" and metrics["n_examples"] == 102
+    card = (Path(outputs["model_card"]) / "README.md").read_text()
+    assert card.startswith("# distilbert-base-uncased-emotion — text-classification")
+    assert "Also evaluated on" in card  # the natural held-out sentences
+    runs = mlflow.MlflowClient(tracking_uri=store).search_runs(
+        [e.experiment_id for e in mlflow.MlflowClient(tracking_uri=store).search_experiments()],
+        filter_string="tags.stage = 'evaluation'")
+    assert len(runs) == 2
 
 
 @pytest.mark.parametrize("name, env, output", [
-    ("emotion-detection.sh", {"EPOCHS": "1", "LEARNING_RATE": "0.002"}, "evaluation_result"),
     ("named-entity-recognition.sh", {"EPOCHS": "1"}, "evaluation_result"),
     ("extractive-qa.sh", {"EPOCHS": "1", "MAX_SEQ_LENGTH": "128", "DOC_STRIDE": "32"},
      "evaluation_result"),
@@ -91,10 +111,7 @@ def test_local_batch_twin_scores_every_row(tiny_model, tmp_path):
     ("evaluate-model-fill-mask.sh", {"PSEUDO_PERPLEXITY_SAMPLES": "4"}, "evaluation_result"),
 ])
 def test_local_pipeline_twins_run(name, env, output, tiny_model, tmp_path):
-    proc = run_twin(name, tmp_path, tiny_model, **env)
-    lines = proc.stdout.splitlines()
-    start = max(i for i, line in enumerate(lines) if line == "{")
-    outputs = json.loads("\n".join(lines[start:]))["outputs"]
+    outputs = twin_outputs(run_twin(name, tmp_path, tiny_model, **env))
     metrics = json.loads((Path(outputs[output]) / "metrics.json").read_text())
     assert metrics["stage"] == "evaluation" and metrics["metrics"]
     assert (Path(outputs["model_card"]) / "README.md").is_file()

@@ -57,6 +57,11 @@ def test_every_relative_link_resolves(page):
 
 
 def test_runnable_readme_blocks_run(tmp_path):
+    """The README's runnable block is also the suite's run of the fill-mask batch endpoint's
+    local twin: its ``mktemp -d`` folders land in this test's TMPDIR, where the scored rows are
+    counted."""
+    import pandas as pd
+
     blocks = RUNNABLE.findall(README.read_text())
     assert blocks
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
@@ -65,3 +70,6 @@ def test_runnable_readme_blocks_run(tmp_path):
         proc = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=REPO, env=env,
                               capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    scored = [pd.read_csv(p) for p in tmp_path.glob("*/batch/*.csv")]
+    requests = (REPO / "cli" / "requests" / "fill-mask-batch").glob("*.jsonl")
+    assert sum(len(f) for f in scored) == sum(len(p.read_text().splitlines()) for p in requests)

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-from sklearn import metrics as skm
 from transformers import DataCollatorWithPadding
 
 from ..backends import to_numpy
@@ -86,6 +85,8 @@ class SequenceClassification(LabelledTask):
 
     def trainer_metrics(self, labels, eval_features=None):
         def compute(eval_pred) -> dict[str, float]:
+            from sklearn import metrics as skm  # scikit-learn loads only where it scores
+
             predicted = np.argmax(eval_pred.predictions, axis=-1)
             gold = eval_pred.label_ids
             return {"accuracy": float(skm.accuracy_score(gold, predicted)),
@@ -116,6 +117,8 @@ class SequenceClassification(LabelledTask):
 
     def evaluate(self, predictor, data: Data, out_dir: Path, settings: Mapping[str, Any]
                  ) -> EvalResult:
+        from sklearn import metrics as skm
+
         columns = [list(data.dataset[c]) for c in self.text_columns]
         probs = self.probabilities(predictor, columns)
         id2label = {int(i): name for i, name in predictor.model.config.id2label.items()}

@@ -24,9 +24,6 @@ from __future__ import annotations
 from collections import Counter
 from typing import Sequence
 
-from seqeval.metrics import (accuracy_score, classification_report, f1_score, precision_score,
-                             recall_score)
-from seqeval.metrics.sequence_labeling import get_entities
 
 #: what ``details.scheme`` says about how the numbers were computed
 SCHEME = "entity-level micro P/R/F1 as conlleval (seqeval default mode); token accuracy"
@@ -35,11 +32,17 @@ SCHEME = "entity-level micro P/R/F1 as conlleval (seqeval default mode); token a
 def chunks(sentences: Sequence[Sequence[str]]) -> list[tuple[str, int, int]]:
     """Every entity as (type, first word, last word) with conlleval's chunk rules; the word
     positions run on across sentences (sentence boundaries always end a chunk)."""
+    from seqeval.metrics.sequence_labeling import get_entities  # (scikit-learn underneath:
+    # loaded where tags are scored, not by every process that lists the tasks)
+
     return get_entities([list(s) for s in sentences])
 
 
 def entity_scores(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> dict:
     """Headline metrics and per-type figures (see the module docstring)."""
+    from seqeval.metrics import (accuracy_score, classification_report, f1_score,
+                                 precision_score, recall_score)
+
     if len(gold) != len(predicted) or any(len(g) != len(p) for g, p in zip(gold, predicted)):
         raise ValueError("gold and predicted tags must have one tag per word, sentence by "
                          "sentence")
