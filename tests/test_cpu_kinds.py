@@ -33,7 +33,7 @@ SENSITIVE_FILES = sorted(str(p.relative_to(REPO)) for p in (REPO / "tests").rglo
 @pytest.mark.parametrize("kind", sorted(SIMULATED_KINDS))
 def test_cpu_sensitive_tests_pass_on_every_cpu_kind(kind):
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0",
          "-m", "cpu_sensitive", "-W", "ignore", *SENSITIVE_FILES],
         cwd=REPO, env={**os.environ, FLAGS_ENV: kind}, capture_output=True, text=True,
         timeout=900)

@@ -5,29 +5,29 @@ Notebook entry points: :func:`finetune`, :func:`evaluate`, :func:`gate`, :func:`
 (azure-ai-ml), :func:`run_pipeline` (local) and :func:`workspace` (the notebooks' runner, local
 or Azure ML).
 
-They load on first use (PEP 562), so a process that needs one module (a component step, the
-scoring script, ``distilbert-catalog pretrained``) does not import the whole SDK first.
+The SDK functions load on first use (PEP 562): a process that needs one module (a component
+step, the scoring script, ``distilbert-catalog pretrained``) does not import all of them first.
 """
 
 from __future__ import annotations
 
-import importlib
-
 __version__ = "0.1.0"
 
-#: public name -> the module that defines it
-_EXPORTS = {**{name: "api" for name in ("evaluate", "finetune", "gate", "load_model", "model_card",
-                                        "model_page", "package_model", "pipeline_job",
-                                        "run_pipeline")},
-            "workspace": "workspace"}
+from .workspace import workspace  # noqa: E402  (light: it loads the SDK when used)
 
-__all__ = sorted(_EXPORTS)
+#: the names :mod:`distilbert_catalog.api` provides
+_API = ("evaluate", "finetune", "gate", "load_model", "model_card", "model_page",
+        "package_model", "pipeline_job", "run_pipeline")
+
+__all__ = [*_API, "workspace"]
 
 
 def __getattr__(name: str):
-    if name not in _EXPORTS:
+    if name not in _API:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    from . import api
+
+    value = getattr(api, name)
     globals()[name] = value
     return value
 

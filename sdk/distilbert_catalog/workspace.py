@@ -22,9 +22,15 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .assets import asset_dir
-from .api import batch_deployment, batch_deployment_dir, batch_endpoint, pipeline_job
 
 ONLINE_DIR = asset_dir("components") / "deploy" / "online"
+
+
+def _api():
+    """The SDK module, loaded on first use: ``import distilbert_catalog`` stays light."""
+    from . import api
+
+    return api
 
 
 @dataclass
@@ -71,7 +77,7 @@ class Workspace:
     # -- pipeline jobs --------------------------------------------------------------------------
     def run_pipeline(self, name: str, **inputs) -> PipelineRun:
         """Run ``pipelines/<name>.yaml`` with ``inputs`` and wait for it."""
-        job = pipeline_job(name, **inputs)  # azure-ai-ml validates the inputs in both modes
+        job = _api().pipeline_job(name, **inputs)  # azure-ai-ml validates the inputs in both modes
         out = self.output_dir / name
         if self.mode == "local":
             from .api import run_pipeline
@@ -143,7 +149,7 @@ class Workspace:
         if self.mode == "local":
             from .runner.batch import load_batch_deployment_file, run_batch
 
-            deployment = load_batch_deployment_file(batch_deployment_dir(task) / "deployment.yaml")
+            deployment = load_batch_deployment_file(_api().batch_deployment_dir(task) / "deployment.yaml")
             run_batch(deployment.scoring_script, Path(model), Path(input_path), out,
                       deployment.settings, code_dir=deployment.code_dir, progress=False,
                       **settings)
@@ -151,10 +157,10 @@ class Workspace:
         from azure.ai.ml import Input
         from azure.ai.ml.entities import Model
 
-        endpoint = batch_endpoint(task, name=name)
+        endpoint = _api().batch_endpoint(task, name=name)
         registered = self.ml_client.models.create_or_update(
             Model(path=str(model), type="mlflow_model", name=f"{name}-model"))
-        deployment = batch_deployment(task, endpoint_name=name, model=registered.id)
+        deployment = _api().batch_deployment(task, endpoint_name=name, model=registered.id)
         self.ml_client.batch_endpoints.begin_create_or_update(endpoint).result()
         self.ml_client.batch_deployments.begin_create_or_update(deployment).result()
         job = self.ml_client.batch_endpoints.invoke(
