@@ -157,3 +157,34 @@ def test_deployments_name_only_cpu_skus_the_cpu_environments_serve():
                   (data.get("settings") or {}).get("default_compute")]
     named = {n for n in named if n}
     assert named and not [n for n in named if "Standard_N" in n or "gpu" in n.lower()], named
+
+
+def test_finetune_components_declare_pytorch_distribution_on_one_process():
+    """Azure ML starts process_count_per_instance x instance_count processes; the default is one."""
+    finetune = [c for c in COMPONENTS.values() if c.stage == "finetune"]
+    assert finetune
+    for component in finetune:
+        spec = load_spec(REPO / component.path)
+        assert spec["distribution"] == {"type": "pytorch", "process_count_per_instance": 1}
+        assert spec["resources"] == {"instance_count": 1}
+
+
+@pytest.mark.parametrize("path", yaml_files("pipelines"), ids=lambda p: p.name)
+def test_pipelines_scale_their_finetune_steps_from_two_inputs(path):
+    """As the Azure ML registry's fine-tune pipelines do: instance_count and
+    process_count_per_instance are pipeline inputs (default 1) bound to the fine-tune step."""
+    from azure.ai.ml import load_job
+
+    with open(path) as f:
+        doc = yaml.safe_load(f)
+    steps = [name for name, job in doc["jobs"].items() if "/finetune/" in job["component"]]
+    if not steps:
+        assert "process_count_per_instance" not in doc["inputs"]
+        return
+    assert doc["inputs"]["instance_count"] == doc["inputs"]["process_count_per_instance"] == 1
+    job = load_job(source=path)
+    for name in steps:
+        step = job.jobs[name]
+        assert step.distribution.process_count_per_instance == \
+            "${{parent.inputs.process_count_per_instance}}"
+        assert step.resources.instance_count == "${{parent.inputs.instance_count}}"

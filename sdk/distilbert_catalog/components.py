@@ -174,8 +174,8 @@ def render_spec(component: Component) -> str:
         "additional_includes": [up + inc for inc in component.includes],
         "environment": ENVIRONMENTS[component.environment],
     }
-    if component.distributed:
-        body["distribution"] = {"type": "pytorch"}
+    if component.distributed:  # one process by default; a job or pipeline step scales it out
+        body["distribution"] = {"type": "pytorch", "process_count_per_instance": 1}
         body["resources"] = {"instance_count": 1}
     body["inputs"] = input_specs(component)
     body["outputs"] = {name: {"type": t, "description": d}
