@@ -32,12 +32,15 @@ def cmd_run(args) -> int:
     inputs = {**_pairs(args.input, "--input"), **_pairs(args.set, "--set")}
     out = Path(args.output_dir)
     env = child_env(out / "mlruns")
+    scale = {"process_count_per_instance": args.process_count,
+             "instance_count": args.instance_count}
     if kind == "pipeline":
-        result = run_pipeline(args.yaml, inputs=inputs, output_dir=out, env=env)
+        result = run_pipeline(args.yaml, inputs=inputs, output_dir=out, env=env,
+                              distribution=scale)
         print(json.dumps({k: {n: str(p) for n, p in v.items()} if isinstance(v, dict) else str(v)
                           for k, v in result.items() if k != "steps"}, indent=2))
     elif kind == "command":
-        outputs = run_component(args.yaml, inputs, out, env=env)
+        outputs = run_component(args.yaml, inputs, out, env=env, distribution=scale)
         print(json.dumps({name: str(path) for name, path in outputs.items()}, indent=2))
     else:
         raise CatalogError(f"{args.yaml}: type must be 'command' or 'pipeline'; got {kind!r}")
@@ -144,6 +147,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--input", action="append", metavar="NAME=PATH", help="a data/model input")
     run.add_argument("--set", action="append", metavar="NAME=VALUE", help="a literal input")
     run.add_argument("--output-dir", default="out")
+    run.add_argument("--process-count", type=int, metavar="N",
+                     help="processes per node for components with distribution: pytorch "
+                          "(Azure ML's process_count_per_instance; default: the YAML's)")
+    run.add_argument("--instance-count", type=int, metavar="M",
+                     help="simulated nodes on this machine, on loopback (Azure ML's "
+                          "resources.instance_count; default: the YAML's)")
     run.set_defaults(func=cmd_run)
 
     serve = sub.add_parser("serve", help="serve a model under azmlinfsrv (Ctrl-C or SIGTERM stops)")

@@ -26,6 +26,7 @@ from typing import Any, Mapping, TextIO
 import yaml
 
 from distilbert_catalog.errors import CatalogError
+from distilbert_catalog.runner.distributed import Distribution, DistributionError, run_distributed
 from distilbert_catalog.runner.process import stop
 
 __all__ = [
@@ -414,6 +415,7 @@ def run_component(
     env: Mapping[str, str | None] | None = None,
     *,
     stream: TextIO | None = None,
+    distribution: Mapping[str, Any] | None = None,
 ) -> dict[str, Path]:
     """Run one command component and return ``{output_name: path}``.
 
@@ -422,6 +424,11 @@ def run_component(
     with ``cwd`` = the component's code folder, the current environment plus ``env`` (a None value
     removes a variable) and ``PYTHONUNBUFFERED=1``; its stdout/stderr are streamed to ``stream``
     (default ``sys.stdout``). A non-zero exit raises :class:`ComponentRunError`.
+
+    A component with ``distribution: {type: pytorch}`` runs on ``process_count_per_instance`` x
+    ``resources.instance_count`` local processes (``distribution`` overrides either, e.g. a
+    pipeline step's values or ``--process-count``), with the environment variables Azure ML sets
+    (:mod:`distilbert_catalog.runner.distributed`); one process runs the command directly.
     """
     spec = spec_path if isinstance(spec_path, Mapping) else load_spec(spec_path)
     if "_base_dir" not in spec:
@@ -429,6 +436,10 @@ def run_component(
     name = _component_name(spec)
     paths = output_paths(spec, output_dir)
     argv = build_argv(spec, inputs, paths)  # validate before creating anything
+    try:
+        processes = Distribution.of(spec, distribution, what=f"component '{name}'")
+    except DistributionError as exc:
+        raise RunnerError(str(exc)) from None
 
     Path(output_dir).mkdir(parents=True, exist_ok=True)
     for out, path in paths.items():
@@ -445,6 +456,13 @@ def run_component(
 
     code = Path(spec["code"])
     cwd = code if code.is_dir() else code.parent
+    if processes.world_size > 1:
+        returncode, message = run_distributed(argv, processes, cwd=cwd, env=child_env,
+                                              stream=stream or sys.stdout, name=name)
+        if returncode != 0:
+            raise ComponentRunError(f"{message}\n  command: {shlex.join(argv)}\n  cwd: {cwd}",
+                                    component=name, returncode=returncode, output_tail=message)
+        return paths
     returncode, tail = _run_streaming(argv, cwd=cwd, env=child_env, stream=stream or sys.stdout)
     if returncode != 0:
         raise ComponentRunError(

@@ -228,11 +228,13 @@ def plan_pipeline(pipeline_path: str | os.PathLike, inputs: Mapping[str, Any] | 
                     )
                 bound_outputs[out] = m.group(2)
 
+        distribution = _step_distribution(step, job, pipeline_inputs)
         env = job.get("environment_variables") or {}
         if not isinstance(env, Mapping):
             raise RunnerError(f"step '{step}': 'environment_variables' must be a mapping")
         steps[step] = {"spec": spec, "inputs": values, "refs": refs, "deps": deps,
-                       "bound_outputs": bound_outputs, "env": {str(k): str(v) for k, v in env.items()}}
+                       "bound_outputs": bound_outputs, "env": {str(k): str(v) for k, v in env.items()},
+                       "distribution": distribution}
 
     # references to other steps must name real steps and real outputs
     for step, info in steps.items():
@@ -248,6 +250,33 @@ def plan_pipeline(pipeline_path: str | os.PathLike, inputs: Mapping[str, Any] | 
                     f"{', '.join(sorted(steps[src]['spec'].get('outputs') or {})) or 'none'}"
                 )
     return {"doc": doc, "path": path, "base": base, "steps": steps, "order": _topological_order(steps)}
+
+
+def _step_distribution(step: str, job: Mapping, pipeline_inputs: Mapping[str, Any]) -> dict:
+    """A step's ``distribution.process_count_per_instance`` and ``resources.instance_count``
+    (literals or ``${{parent.inputs.X}}``); absent ones are left to the component."""
+    found = {}
+    for section, key in (("distribution", "process_count_per_instance"),
+                         ("resources", "instance_count")):
+        block = job.get(section) or {}
+        if not isinstance(block, Mapping):
+            raise RunnerError(f"step '{step}': '{section}' must be a mapping")
+        value = block.get(key)
+        if isinstance(value, str) and "${{" in value:
+            m = _BINDING.match(value)
+            if not m or m.group(1) != "inputs" or m.group(2) not in pipeline_inputs:
+                raise RunnerError(
+                    f"step '{step}': {section}.{key} = {value!r} must be a number or "
+                    f"${{{{parent.inputs.X}}}} naming a pipeline input "
+                    f"(declared: {', '.join(sorted(pipeline_inputs)) or 'none'})")
+            value = pipeline_inputs[m.group(2)]
+        if value is not None:
+            found[key] = value
+    kind = (job.get("distribution") or {}).get("type")
+    if kind is not None and str(kind).lower() != "pytorch" and found:
+        raise RunnerError(f"step '{step}': distribution type '{kind}' cannot run locally; "
+                          "only pytorch can")
+    return found
 
 
 def _topological_order(steps: Mapping[str, Mapping]) -> list[str]:
@@ -301,6 +330,7 @@ def run_pipeline(
     progress: Callable[[str], Any] | None = print,
     *,
     env: Mapping[str, str | None] | None = None,
+    distribution: Mapping[str, Any] | None = None,
 ) -> dict:
     """Run every step of a pipeline job YAML locally, in dependency order.
 
@@ -309,6 +339,10 @@ def run_pipeline(
     inputs (unknown names raise). ``settings_overrides`` are merged over the YAML's ``settings``; only
     ``continue_on_step_failure`` has an effect locally (other steps go on, dependants are skipped, and
     a :class:`PipelineRunError` is raised at the end).
+
+    Steps whose component declares ``distribution: {type: pytorch}`` run on the step's
+    ``process_count_per_instance`` x ``instance_count`` processes; ``distribution`` (keys
+    ``process_count_per_instance``, ``instance_count``) overrides both for every such step.
 
     Returns ``{"steps": {step: {output: Path}}, "outputs": {pipeline_output: Path}, "output_dir": Path}``.
     """
@@ -344,7 +378,11 @@ def run_pipeline(
         say(f"{prefix}: running {_component_name(info['spec'])} ...")
         started = time.monotonic()
         try:
-            outputs = run_component(info["spec"], values, root / step, env=step_env)
+            scale = dict(info["distribution"])
+            if info["spec"].get("distribution"):  # an override scales only distributed steps
+                scale.update({k: v for k, v in (distribution or {}).items() if v is not None})
+            outputs = run_component(info["spec"], values, root / step, env=step_env,
+                                    distribution=scale)
         except (ComponentRunError, RunnerError) as exc:
             elapsed = time.monotonic() - started
             say(f"{prefix}: failed after {elapsed:.1f}s")
