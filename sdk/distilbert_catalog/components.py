@@ -240,6 +240,7 @@ def main(folder: str, argv: Sequence[str] | None = None) -> int:
 
                 resolve_model_source(args.model)
         if component.stage == "finetune":
+            from .ranks import current
             from .training import finetune
 
             model, data, task_args, training = parsed
@@ -247,7 +248,8 @@ def main(folder: str, argv: Sequence[str] | None = None) -> int:
                               model_dir=outputs.pytorch_model_folder,
                               mlflow_model_dir=outputs.mlflow_model_folder,
                               metrics_dir=outputs.metrics)
-            print(f"fine-tuned model: {result.model_dir}; metrics: {result.metrics}")
+            if current().is_main:  # once, not once per rank
+                print(f"fine-tuned model: {result.model_dir}; metrics: {result.metrics}")
         elif component.stage == "evaluate":
             from .evaluation import evaluate
 

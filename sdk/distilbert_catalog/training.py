@@ -1,7 +1,19 @@
-"""Task-agnostic fine-tuning with the Hugging Face Trainer.
+"""Task-agnostic fine-tuning with the Hugging Face Trainer, on one process or under PyTorch DDP.
 
 Order matters: arguments and every data row are validated before a model is loaded, so a bad
 dataset fails in seconds with the file, row and column, never after half an epoch.
+
+Distributed (``torchrun``, an Azure ML ``distribution: {type: pytorch}`` job, the local runner's
+``--process-count``): every rank reads the six variables of :mod:`distilbert_catalog.ranks` and
+nothing else. The global batch is ``per_device_train_batch_size`` x processes x nodes x
+``gradient_accumulation_steps``, and a run on N processes takes the same optimiser steps on the
+same examples as one process with an N times larger per-device batch: the training order is
+drawn for the global batch (:meth:`CatalogTrainer.get_train_dataloader`), each rank takes its
+share of every global batch, and the loss is the global batch's mean (DDP averages the ranks'
+gradients; a task whose loss is a mean over tokens normalises by the tokens of all ranks,
+:meth:`Task.loss_function`). Rank 0 alone writes checkpoints, the model, the MLflow model,
+``metrics.json`` and MLflow tracking, and prints progress; evaluation gathers every rank's
+predictions in dataset order and drops the samples the last batch was padded with.
 """
 
 from __future__ import annotations
@@ -18,6 +30,7 @@ import mlflow
 from torch.utils.data import DataLoader
 from transformers import (AutoTokenizer, EarlyStoppingCallback, PrinterCallback, Trainer,
                           TrainerCallback, TrainingArguments, set_seed)
+from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import get_last_checkpoint
 
 from .arguments import FinetuneDataArgs, ModelArgs, TaskArguments, TrainingArgs
@@ -28,6 +41,7 @@ from .mlflow_model import save_mlflow_model
 from .modeling import resolve_model_source, weights_source
 from .precision import choose_training_precision, default_device
 from .qat import quantization_aware
+from .ranks import current, from_main, join_process_group
 from .tasks import get_task, record_task
 from .tracking import configure_tracking, log_flat
 
@@ -65,6 +79,12 @@ def finetune(task_name: str, model: ModelArgs, data: FinetuneDataArgs, task_args
     """Fine-tune ``model`` on ``data`` for ``task_name``; write the model, MLflow model, metrics."""
     task = get_task(task_name)
     model_dir, metrics_dir = Path(model_dir), Path(metrics_dir)
+    if not current().is_main:  # progress once: rank 0's
+        import datasets
+        import transformers
+
+        datasets.disable_progress_bars()
+        transformers.logging.set_verbosity_error()
 
     # 1. Data: load and validate everything before touching the model.
     train = load_split(data.train_data, data, data.train_split)
@@ -75,7 +95,8 @@ def finetune(task_name: str, model: ModelArgs, data: FinetuneDataArgs, task_args
     if validation is not None:
         validation = task.prepare_data(validation, task_args.keys, labels)
 
-    # 2. Model and tokenizer.
+    # 2. The process group (under DDP; gloo on CPU), model and tokenizer.
+    rank = join_process_group("gloo" if default_device() == "cpu" else "nccl")
     source, _ = resolve_model_source(model.model)
     set_seed(training.seed)
     tokenizer = AutoTokenizer.from_pretrained(source)
@@ -92,10 +113,13 @@ def finetune(task_name: str, model: ModelArgs, data: FinetuneDataArgs, task_args
                                          settings) if validation is not None else None)
 
     collator = task.collator(tokenizer, settings)
-    precision = choose_training_precision(
-        training.precision, net,
-        first_batch(train_features, collator, net, training.per_device_train_batch_size),
-        default_device())
+    precision = None
+    if rank.is_main:  # every rank trains in the precision rank 0 measured
+        precision = choose_training_precision(
+            training.precision, net,
+            first_batch(train_features, collator, net, training.per_device_train_batch_size),
+            default_device())
+    precision = from_main(precision)
 
     metric = training.metric_for_best_model or task.default_metric_for_best_model
     has_eval = eval_features is not None
@@ -113,6 +137,9 @@ def finetune(task_name: str, model: ModelArgs, data: FinetuneDataArgs, task_args
         seed=training.seed,
         bf16=precision.precision == "bf16",
         use_cpu=default_device() == "cpu",
+        ddp_backend=("gloo" if default_device() == "cpu" else "nccl") if rank.distributed
+        else None,
+        ddp_find_unused_parameters=False,  # every parameter of the task heads takes part
         train_sampling_strategy="group_by_length",
         eval_strategy="epoch" if has_eval else "no",
         save_strategy="epoch",
@@ -134,17 +161,23 @@ def finetune(task_name: str, model: ModelArgs, data: FinetuneDataArgs, task_args
         task, model=net, args=args, data_collator=collator,
         train_dataset=train_features, eval_dataset=eval_features, processing_class=tokenizer,
         compute_metrics=task.trainer_metrics(labels, eval_features),
+        compute_loss_func=task.loss_function(),
         preprocess_logits_for_metrics=task.preprocess_logits_for_metrics(settings),
         callbacks=callbacks)
     trainer.remove_callback(PrinterCallback)  # ProgressLog prints the same logs, readably
 
-    configure_tracking()
     config = {**dataclasses.asdict(training), **settings, "model": model.model,
               "labels": labels, **precision.as_config(),
               "train_examples": len(train),
-              "validation_examples": len(validation) if validation is not None else 0}
-    with mlflow.start_run(nested=mlflow.active_run() is not None):
-        mlflow.set_tags({"task": task.name, "stage": "finetune"})
+              "validation_examples": len(validation) if validation is not None else 0,
+              "world_size": rank.world_size,
+              "global_train_batch_size": global_batch_size(training, rank.world_size)}
+    if rank.is_main:
+        configure_tracking()
+    with mlflow.start_run(nested=mlflow.active_run() is not None) if rank.is_main \
+            else nullcontext():
+        if rank.is_main:
+            mlflow.set_tags({"task": task.name, "stage": "finetune"})
         with quantization_aware(net.base_model) if training.quantization_aware else nullcontext():
             output = trainer.train(resume_from_checkpoint=resolve_checkpoint(
                 training.resume_from_checkpoint))
@@ -153,7 +186,9 @@ def finetune(task_name: str, model: ModelArgs, data: FinetuneDataArgs, task_args
             if has_eval:  # with quantization_aware: the int8-simulated model's metrics
                 metrics |= {k: float(v) for k, v in trainer.evaluate().items()
                             if isinstance(v, (int, float))}
-        trainer.save_model(str(model_dir))
+        trainer.save_model(str(model_dir))  # writes on rank 0 only
+        if not rank.is_main:
+            return FinetuneResult(model_dir, None, metrics_dir, metrics)
         log_flat(metrics, "final.")
         write_metrics(metrics_dir, task=task.name, stage="finetune", model=model.model,
                       dataset=data.dataset_name or data.train_data,
@@ -167,6 +202,12 @@ def finetune(task_name: str, model: ModelArgs, data: FinetuneDataArgs, task_args
     return FinetuneResult(model_dir, mlflow_dir, metrics_dir, metrics)
 
 
+def global_batch_size(training: TrainingArgs, world_size: int) -> int:
+    """Examples per optimiser step: per-device batch x processes x gradient accumulation."""
+    return (training.per_device_train_batch_size * world_size
+            * training.gradient_accumulation_steps)
+
+
 class CatalogTrainer(Trainer):
     """The Trainer, asking the task for what its evaluations need, through public hooks only.
 
@@ -178,9 +219,58 @@ class CatalogTrainer(Trainer):
       before the best checkpoint is chosen (as ``trainer_qa.py`` post-processes in ``evaluate``).
     """
 
-    def __init__(self, task, *args, **kwargs):
+    def __init__(self, task, *args, compute_metrics=None, **kwargs):
         self.task = task
-        super().__init__(*args, **kwargs)
+        self.expected_predictions: int | None = None
+        super().__init__(*args, compute_metrics=compute_metrics and self.counted(compute_metrics),
+                         **kwargs)
+        # DistilBERT's heads take **kwargs, so the Trainer passes them num_items_in_batch and
+        # takes their loss as a sum over the whole step divided by it: it multiplies the loss
+        # by the world size and skips the division by gradient accumulation. But their loss is
+        # the batch's mean (num_items_in_batch is ignored), so ranks and accumulated batches
+        # would be summed, not averaged (2 processes: twice the gradient of 1 process with the
+        # same global batch; loss logged x2). Their loss is a mean: say so. A task whose loss
+        # needs the step's item count passes compute_loss_func (Task.loss_function) instead.
+        self.model_accepts_loss_kwargs = False
+
+    def counted(self, compute_metrics):
+        """``compute_metrics``, after checking that evaluation gathered exactly one prediction
+        per evaluated feature: none lost, none counted twice (under DDP the last batch is padded
+        with repeated samples, which the gather must drop)."""
+        def checked(eval_pred):
+            predictions = eval_pred.predictions
+            first = predictions[0] if isinstance(predictions, (tuple, list)) else predictions
+            if self.expected_predictions is not None and len(first) != self.expected_predictions:
+                raise RuntimeError(
+                    f"evaluation gathered {len(first)} predictions for "
+                    f"{self.expected_predictions} features (world size {self.args.world_size})")
+            return compute_metrics(eval_pred)
+        return checked
+
+    def get_train_dataloader(self) -> DataLoader:
+        """Length-grouped batches drawn for the *global* batch, then sharded across the ranks.
+
+        The Trainer groups by the per-device batch, so 2 processes x 8 and 1 x 16 would see the
+        examples in different orders; grouping by per-device x world size x accumulation gives
+        every world size the same global batches, and accelerate hands rank ``r`` the ``r``-th
+        per-device slice of each. (A final short global batch is completed on the ranks with
+        examples from the start of the epoch, as accelerate's ``even_batches`` does.)
+        """
+        args = self.args
+        dataset = self.only_model_inputs(self.train_dataset, keep=(args.length_column_name,))
+        sampler = LengthGroupedSampler(
+            args.train_batch_size * args.world_size * args.gradient_accumulation_steps,
+            dataset=dataset, lengths=dataset[args.length_column_name])
+        dataset = dataset.remove_columns([args.length_column_name])
+        return self.accelerator.prepare(DataLoader(
+            dataset, batch_size=args.train_batch_size, sampler=sampler,
+            collate_fn=self.data_collator, drop_last=args.dataloader_drop_last,
+            num_workers=args.dataloader_num_workers, pin_memory=args.dataloader_pin_memory))
+
+    def only_model_inputs(self, dataset, keep: tuple[str, ...] = ()):
+        """``dataset`` without the columns the model's forward does not take (bar ``keep``)."""
+        accepted = set(inspect.signature(self.model.forward).parameters) | set(keep)
+        return dataset.remove_columns([c for c in dataset.column_names if c not in accepted])
 
     def get_eval_dataloader(self, eval_dataset=None) -> DataLoader:
         dataset = self.eval_dataset if eval_dataset is None else eval_dataset
@@ -193,14 +283,15 @@ class CatalogTrainer(Trainer):
 
     def ordered_dataloader(self, dataset) -> DataLoader:
         """Batches of ``dataset`` in order, with only the columns the model's forward takes."""
-        accepted = set(inspect.signature(self.model.forward).parameters)
-        dataset = dataset.remove_columns([c for c in dataset.column_names if c not in accepted])
+        dataset = self.only_model_inputs(dataset)
         return self.accelerator.prepare(DataLoader(
             dataset, batch_size=self.args.eval_batch_size, collate_fn=self.data_collator,
             num_workers=self.args.dataloader_num_workers,
             pin_memory=self.args.dataloader_pin_memory))
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
+        dataset = self.eval_dataset if eval_dataset is None else eval_dataset
+        self.expected_predictions = len(dataset) if hasattr(dataset, "__len__") else None
         metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
         extra = self.task.finalize_metrics(metrics, f"{metric_key_prefix}_")
         if extra:
@@ -217,9 +308,13 @@ class ProgressLog(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.started = time.monotonic()
+        if not state.is_world_process_zero:
+            return
         print(f"training: {state.max_steps} steps, {args.num_train_epochs:g} epochs", flush=True)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero:
+            return
         elapsed = time.monotonic() - self.started
         done = state.global_step / state.max_steps if state.max_steps else 0
         left = elapsed / done - elapsed if done else 0

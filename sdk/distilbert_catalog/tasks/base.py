@@ -147,6 +147,19 @@ class Task(ABC):
     def collator(self, tokenizer, settings: Mapping[str, Any]):
         """A data collator that pads each batch dynamically (``settings``: the task arguments)."""
 
+    def loss_function(self) -> Callable | None:
+        """The Trainer's ``compute_loss_func`` ``(outputs, labels, num_items_in_batch) -> loss``,
+        or None for the model's own loss.
+
+        The model's loss is a mean over the examples of a batch; under DDP every rank has as many
+        examples and the ranks' gradients are averaged, so that is the global batch's mean. A
+        task whose loss is a mean over *tokens* (ranks hold different numbers of labelled tokens)
+        returns a function dividing its summed loss by ``num_items_in_batch``, the labelled
+        items of the whole optimiser step that the Trainer counts across ranks and accumulated
+        batches: the mean one process with the whole global batch computes.
+        """
+        return None
+
     def trainer_metrics(self, labels, eval_features=None) -> Callable | None:
         """``compute_metrics`` for the Trainer's evaluations, or None.
 

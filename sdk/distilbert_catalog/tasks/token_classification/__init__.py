@@ -194,6 +194,9 @@ class TokenClassification(LabelledTask):
     def collator(self, tokenizer, settings=None):
         return DataCollatorForTokenClassification(tokenizer)
 
+    def loss_function(self):
+        return token_mean_loss
+
     def preprocess_logits_for_metrics(self, settings):
         def best_label(logits, labels):
             logits = logits[0] if isinstance(logits, tuple) else logits
@@ -387,3 +390,18 @@ def plot_per_type_f1(per_type: Mapping[str, Mapping[str, float]], f1: float, pat
 
 
 TASK = TokenClassification()
+
+
+def token_mean_loss(outputs, labels, num_items_in_batch=None):
+    """Cross-entropy over the labelled tokens (label -100: ignored) of the whole optimiser step:
+    summed here, divided by the step's labelled tokens on every rank and accumulated batch (the
+    Trainer counts them), so 2 processes x 8 sentences train as 1 x 16 whatever the sentences'
+    lengths. Without a count (a lone batch), the batch's own mean."""
+    import torch.nn.functional as F
+
+    logits = outputs["logits"]
+    total = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                            ignore_index=engine.IGNORE, reduction="sum")
+    count = num_items_in_batch if num_items_in_batch is not None else \
+        labels.ne(engine.IGNORE).sum().clamp(min=1)
+    return total / count
