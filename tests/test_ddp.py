@@ -155,3 +155,87 @@ def test_two_processes_train_the_weights_of_one_with_the_same_global_batch(parit
         assert records["two"]["metrics"][name] == pytest.approx(
             records["one"]["metrics"][name], abs=1e-6), name
     assert log.count("training: 3 steps") == len(PARITY_TASKS)  # progress once, not per rank
+
+
+RANK_SCRIPT = """
+import json, os, sys, time
+from pathlib import Path
+import torch, torch.distributed as dist
+
+dist.init_process_group("gloo")
+names = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "NODE_RANK", "RANK", "LOCAL_RANK")
+record = {name: os.environ.get(name) for name in names}
+Path(sys.argv[1], f"rank{dist.get_rank()}.json").write_text(json.dumps({**record,
+                                                                        "pid": os.getpid()}))
+dist.barrier()
+if dist.get_rank() == 1:
+    time.sleep(600)  # killed here by the test
+dist.all_reduce(torch.ones(1))  # rank 0 waits here for a rank that never comes
+"""
+
+RANK_COMPONENT = """\
+$schema: https://azuremlschemas.azureedge.net/latest/commandComponent.schema.json
+type: command
+name: two_ranks
+version: "1"
+code: .
+environment: azureml:any@latest
+distribution:
+  type: pytorch
+  process_count_per_instance: 1
+resources:
+  instance_count: 1
+outputs:
+  out:
+    type: uri_folder
+command: python ranks.py ${{outputs.out}}
+"""
+
+
+def test_a_killed_rank_ends_a_two_node_job_in_bounded_time_naming_the_rank(tmp_path):
+    """Two simulated nodes on loopback (--instance-count 2) get Azure ML's variables; SIGKILL
+    on node 1's rank, while rank 0 waits on a collective, ends the job with a message naming
+    the rank and the signal (the runner stops node 0's launcher; gloo alone would wait 30 min)."""
+    (tmp_path / "ranks.py").write_text(RANK_SCRIPT)
+    (tmp_path / "spec.yaml").write_text(RANK_COMPONENT)
+    out = tmp_path / "run"
+    cli = str(Path(sys.executable).with_name("distilbert-catalog"))
+    process = subprocess.Popen([cli, "run", str(tmp_path / "spec.yaml"), "--instance-count", "2",
+                                "--output-dir", str(out)], env=environment(tmp_path),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "out" / "rank1.json").exists() and time.monotonic() < deadline:
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.2)
+        time.sleep(0.5)  # past the barrier: rank 0 is in all_reduce, rank 1 asleep
+        ranks = [json.loads((out / "out" / f"rank{r}.json").read_text()) for r in (0, 1)]
+        os.kill(ranks[1]["pid"], signal.SIGKILL)
+        killed = time.monotonic()
+        _, stderr = process.communicate(timeout=60)
+        ended = time.monotonic() - killed
+    finally:
+        if process.poll() is None:
+            process.kill()
+    port = ranks[0]["MASTER_PORT"]
+    assert [{k: v for k, v in r.items() if k != "pid"} for r in ranks] == [
+        {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "WORLD_SIZE": "2", "NODE_RANK": "0",
+         "RANK": "0", "LOCAL_RANK": "0"},
+        {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "WORLD_SIZE": "2", "NODE_RANK": "1",
+         "RANK": "1", "LOCAL_RANK": "0"}]
+    assert process.returncode == 2
+    assert "rank 1 (node 1, local rank 0) was killed by signal 9 (SIGKILL)" in stderr, stderr
+    assert ended < 40
+
+
+def test_a_taken_rendezvous_port_is_replaced():
+    import socket
+
+    from distilbert_catalog.runner.distributed import free_port
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert free_port(port) != port
+    assert free_port(port) == port  # free again

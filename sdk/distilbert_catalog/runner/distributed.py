@@ -224,27 +224,32 @@ def _copy(process: subprocess.Popen, tail: deque, stream: TextIO, lock: threadin
 
 def failure_message(name: str, distribution: Distribution, tails: list[tuple[int, deque]],
                     code: int) -> str:
-    """Which rank failed first and how, from torchrun's failure summary (else the exit code),
-    with that rank's last error line. ``tails``: (node rank, last output lines), the node that
-    failed first first."""
+    """Which rank failed and how, from torchrun's failure summaries (else the exit code), with
+    that rank's last error line. ``tails``: (node rank, last output lines), the node that failed
+    first first. A rank killed by a signal other than SIGTERM (which launchers send to stop the
+    rest) is named before one that failed after it, e.g. on a connection its peer closed."""
     where = (f"{distribution.world_size} processes ({distribution.process_count_per_instance} "
              f"per instance x {distribution.instance_count} instances)")
+    causes = []
     for node, tail in tails:
         text = "\n".join(tail)
         found = _ROOT_CAUSE.search(text)
-        if not found:
-            continue
-        fields = dict(_FIELD.findall(found.group(1)))
+        fields = dict(_FIELD.findall(found.group(1))) if found else {}
         rank = re.match(r"\s*(\d+)\s*\(local_rank:\s*(\d+)\)", fields.get("rank", ""))
-        if not rank:
-            continue
-        how = _exit_text(fields.get("exitcode", ""))
-        error = _last_error(text, int(rank.group(2)))
-        return (f"component '{name}' failed on {where}: rank {rank.group(1)} (node {node}, "
-                f"local rank {rank.group(2)}) {how}" + (f": {error}" if error else "")
-                + "; the other ranks were stopped")
-    return (f"component '{name}' failed on {where}: a node launcher exited with code {code} "
-            f"before any rank reported")
+        if rank:
+            exitcode = re.match(r"\s*(-?\d+)", fields.get("exitcode", ""))
+            killed = bool(exitcode) and int(exitcode.group(1)) < 0 and \
+                int(exitcode.group(1)) != -signal.SIGTERM
+            causes.append((not killed, len(causes), node, rank, fields, text))
+    if not causes:
+        return (f"component '{name}' failed on {where}: a node launcher exited with code "
+                f"{code} before any rank reported")
+    _, _, node, rank, fields, text = min(causes, key=lambda cause: cause[:2])
+    how = _exit_text(fields.get("exitcode", ""))
+    error = _last_error(text, int(rank.group(2)))
+    return (f"component '{name}' failed on {where}: rank {rank.group(1)} (node {node}, "
+            f"local rank {rank.group(2)}) {how}" + (f": {error}" if error else "")
+            + "; the other ranks were stopped")
 
 
 def _exit_text(exitcode: str) -> str:
