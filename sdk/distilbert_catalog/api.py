@@ -42,14 +42,33 @@ def build_args(component: Component, kwargs: dict[str, Any]) -> list:
             for cls in component.args]
 
 
-def finetune(task: str, *, output_dir: str | Path = "outputs/finetune", **kwargs):
-    """Fine-tune locally; returns a FinetuneResult (model_dir, mlflow_model_dir, metrics)."""
-    from .training import finetune as run
+def finetune(task: str, *, output_dir: str | Path = "outputs/finetune",
+             process_count_per_instance: int = 1, instance_count: int = 1, **kwargs):
+    """Fine-tune locally; returns a FinetuneResult (model_dir, mlflow_model_dir, metrics).
 
-    model, data, task_args, training = build_args(component_for("finetune", task), kwargs)
+    ``process_count_per_instance`` x ``instance_count`` above 1 runs the fine-tune component on
+    that many processes under PyTorch DDP, as Azure ML would (simulated nodes on loopback;
+    global batch = ``per_device_train_batch_size`` x processes x nodes x accumulation).
+    """
+    from .training import FinetuneResult, finetune as run
+
+    component = component_for("finetune", task)
+    model, data, task_args, training = build_args(component, kwargs)
     out = Path(output_dir)
-    return run(task, model, data, task_args, training, model_dir=out / "pytorch_model_folder",
-               mlflow_model_dir=out / "mlflow_model_folder", metrics_dir=out / "metrics")
+    if process_count_per_instance * instance_count == 1:
+        return run(task, model, data, task_args, training, model_dir=out / "pytorch_model_folder",
+                   mlflow_model_dir=out / "mlflow_model_folder", metrics_dir=out / "metrics")
+    import json
+
+    from .runner.component import run_component
+    from .tracking import child_env
+
+    outputs = run_component(REPO_ROOT / component.path, kwargs, out, env=child_env(),
+                            distribution={"process_count_per_instance": process_count_per_instance,
+                                          "instance_count": instance_count})
+    record = json.loads((outputs["metrics"] / "metrics.json").read_text())
+    return FinetuneResult(outputs["pytorch_model_folder"], outputs["mlflow_model_folder"],
+                          outputs["metrics"], record["metrics"])
 
 
 def evaluate(task: str, *, output_dir: str | Path = "outputs/evaluation", **kwargs) -> dict:
