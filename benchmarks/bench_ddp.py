@@ -5,7 +5,8 @@ Both run the text-classification fine-tune component through the local runner, a
 ``per_device_train_batch_size`` = ``--global-batch`` and ``OMP_NUM_THREADS`` = ``--threads``;
 ``2-processes`` under ``torch.distributed.run`` with half that batch per process and
 ``--threads`` / 2 threads each, so both train the same global batches of the same examples on
-the same cores. Speed is the Trainer's ``train_samples_per_second`` (global samples over the
+the same cores. ``1-process-1-thread`` (one process, one thread) shows how much of a difference
+is the threads rather than the processes. Speed is the Trainer's ``train_samples_per_second`` (global samples over the
 ``train()`` call, in metrics.json); ``wall_s`` adds what a user also waits for (process start,
 data, model load, saving). Rounds are interleaved, the order rotated each round; the ratio is
 taken within each round.
@@ -54,7 +55,7 @@ if dist.get_rank() == 0:
 """
 
 
-def finetune(model: str, processes: int, args, out: Path) -> dict:
+def finetune(model: str, processes: int, threads: int, args, out: Path) -> dict:
     from distilbert_catalog.runner.component import run_component
     from distilbert_catalog.samples import sample_dir
     from distilbert_catalog.tracking import child_env
@@ -62,8 +63,7 @@ def finetune(model: str, processes: int, args, out: Path) -> dict:
     inputs = {"model_name": model, "train_data": str(sample_dir("emotion")),
               "max_steps": args.max_steps, "learning_rate": 1e-4, "precision": "fp32",
               "per_device_train_batch_size": args.global_batch // processes, "seed": 0}
-    threads = str(max(1, args.threads // processes))
-    env = {**child_env(out / "mlruns"), "OMP_NUM_THREADS": threads}
+    env = {**child_env(out / "mlruns"), "OMP_NUM_THREADS": str(threads)}
     started = time.monotonic()
     outputs = run_component(SPEC, inputs, out, env=env, stream=io.StringIO(),
                             distribution={"process_count_per_instance": processes})
@@ -71,7 +71,7 @@ def finetune(model: str, processes: int, args, out: Path) -> dict:
     record = json.loads((outputs["metrics"] / "metrics.json").read_text())
     assert record["config"]["world_size"] == processes
     return {"samples_per_second": record["metrics"]["train_samples_per_second"],
-            "wall_s": round(wall, 2), "threads_per_process": int(threads)}
+            "wall_s": round(wall, 2), "threads_per_process": threads}
 
 
 def all_reduce_seconds(numel: int, reps: int, work: Path) -> dict:
@@ -111,17 +111,20 @@ def main() -> None:
             from distilbert_catalog.pretrained import pretrained_distilbert
 
             model = str(pretrained_distilbert())
-        methods = {"1-process": 1, "2-processes": 2}
+        methods = {"1-process": (1, args.threads), "2-processes": (2, max(1, args.threads // 2)),
+                   "1-process-1-thread": (1, 1)}
         runs: dict[str, list[dict]] = {name: [] for name in methods}
-        ratios = []
+        ratios: dict[str, list[float]] = {name: [] for name in methods if name != "1-process"}
         for round_ in range(args.rounds):
-            names = list(methods)[round_ % 2:] + list(methods)[:round_ % 2]
+            shift = round_ % len(methods)
+            names = list(methods)[shift:] + list(methods)[:shift]
             for name in names:
-                runs[name].append(finetune(model, methods[name], args,
+                runs[name].append(finetune(model, *methods[name], args,
                                            work / f"{name}-{round_}"))
                 print(f"round {round_ + 1} {name}: {runs[name][-1]}", flush=True)
-            ratios.append(runs["2-processes"][-1]["samples_per_second"]
-                          / runs["1-process"][-1]["samples_per_second"])
+            for name in ratios:
+                ratios[name].append(runs[name][-1]["samples_per_second"]
+                                    / runs["1-process"][-1]["samples_per_second"])
 
         from transformers import AutoModelForSequenceClassification
 
@@ -140,16 +143,18 @@ def main() -> None:
         "benchmark": "ddp", "baseline": "1-process", "model": "tiny" if args.tiny else
         "pretrained offline DistilBERT (MiniLM-L6 weights)", "max_steps": args.max_steps,
         "global_batch": args.global_batch, "results": summary,
-        "ratio_2_to_1": {"median": statistics.median(ratios), "min": min(ratios),
-                         "max": max(ratios), "per_round": ratios},
+        "ratio_to_1_process": {name: {"median": statistics.median(r), "min": min(r),
+                                      "max": max(r), "per_round": r}
+                               for name, r in ratios.items()},
         "all_reduce": {"gradient_values": numel, "bytes": numel * 4, **communication,
                        "share_of_2_process_step": communication["median_s"] / step_seconds},
     }
     for name, values in summary.items():
         print(f"{name}: {values['samples_per_second_median']:.1f} samples/s "
               f"(rounds {values['samples_per_second']}), wall {values['wall_s']} s")
-    print(f"2 processes / 1 process: {result['ratio_2_to_1']['median']:.2f}x "
-          f"({min(ratios):.2f}-{max(ratios):.2f}); all-reduce of {numel * 4 / 1e6:.1f} MB of "
+    for name, r in ratios.items():
+        print(f"{name} / 1-process: {statistics.median(r):.2f}x ({min(r):.2f}-{max(r):.2f})")
+    print(f"all-reduce of {numel * 4 / 1e6:.1f} MB of "
           f"gradients: {communication['median_s'] * 1e3:.1f} ms per step "
           f"({result['all_reduce']['share_of_2_process_step']:.0%} of a 2-process step)")
     write_result(result, args.output, "ddp")

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import pytest
 
+from distilbert_catalog.ranks import ENV
 from distilbert_catalog.samples import sample_dir
 from tests.support import REPO
 
@@ -95,7 +96,7 @@ def environment(tmp_path: Path) -> dict:
            "MLFLOW_TRACKING_URI": (tmp_path / "mlruns").as_uri(),
            "MLFLOW_ALLOW_FILE_STORE": "true",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT"):
+    for name in ENV:  # a test run under torchrun must not pass its own rank on
         env.pop(name, None)
     return env
 

@@ -32,8 +32,6 @@ from typing import Any, Mapping, TextIO
 from distilbert_catalog.errors import CatalogError
 from distilbert_catalog.runner.process import stop
 
-#: the variables Azure ML sets in every process of a PyTorch job (what training code may read)
-AZURE_ML_ENV = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "NODE_RANK", "RANK", "LOCAL_RANK")
 MASTER_ADDR = "127.0.0.1"
 #: seconds the other node launchers get to end on their own once one has failed, before SIGTERM
 GRACE_S = 5.0
