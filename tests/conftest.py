@@ -4,6 +4,7 @@ one emotion model fine-tuned from it once."""
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import pytest
@@ -82,23 +83,46 @@ def emotion_dir() -> Path:
     return sample_dir("emotion")
 
 
+def built_once(tmp_path_factory, name: str, build):
+    """``build(folder)``'s result, built by one pytest-xdist worker of the session (under a file
+    lock) and read by the others: expensive session fixtures are not rebuilt per worker."""
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    result = shared / f"{name}.pickle"
+    with FileLock(str(shared / f"{name}.lock")):
+        if not result.exists():
+            value = build(shared / name)
+            result.write_bytes(pickle.dumps(value))
+    return pickle.loads(result.read_bytes())
+
+
 @pytest.fixture(scope="session")
-def emotion_model(pretrained_model, emotion_dir, tmp_path_factory):
-    """The pretrained DistilBERT fine-tuned on the bundled emotion sample (the quickstart's way)."""
+def emotion_model(pretrained_model, emotion_dir, tmp_path_factory, mlflow_store):
+    """The pretrained DistilBERT fine-tuned on the bundled emotion sample (the quickstart's way);
+    ``tracking_store``: the MLflow store its run was logged to."""
     import distilbert_catalog as dc
     from distilbert_catalog.quickstart import PRETRAINED_OVERRIDES
 
-    return dc.finetune("text-classification", output_dir=tmp_path_factory.mktemp("emotion"),
-                       model_name=str(pretrained_model), train_data=str(emotion_dir),
-                       label_names=EMOTION_LABELS, **PRETRAINED_OVERRIDES)
+    def build(folder):
+        result = dc.finetune("text-classification", output_dir=folder,
+                             model_name=str(pretrained_model), train_data=str(emotion_dir),
+                             label_names=EMOTION_LABELS, **PRETRAINED_OVERRIDES)
+        result.tracking_store = mlflow_store
+        return result
+
+    return built_once(tmp_path_factory, "emotion", build)
 
 
 @pytest.fixture(scope="session")
 def emotion_eval(emotion_model, emotion_dir, tmp_path_factory) -> tuple[dict, Path]:
     import distilbert_catalog as dc
 
-    out = tmp_path_factory.mktemp("emotion-eval")
-    record = dc.evaluate("text-classification", output_dir=out,
-                         mlflow_model_path=str(emotion_model.mlflow_model_dir),
-                         test_data=str(emotion_dir), label_names=EMOTION_LABELS)
-    return record, out
+    def build(out):
+        record = dc.evaluate("text-classification", output_dir=out,
+                             mlflow_model_path=str(emotion_model.mlflow_model_dir),
+                             test_data=str(emotion_dir), label_names=EMOTION_LABELS)
+        return record, out
+
+    return built_once(tmp_path_factory, "emotion-eval", build)
