@@ -83,6 +83,19 @@ def emotion_dir() -> Path:
     return sample_dir("emotion")
 
 
+#: files whose tests share nothing costly but session fixtures (each runs a notebook, a CLI sample,
+#: or a child pytest): pytest-xdist spreads them test by test over its workers; every other file
+#: is one group on one worker, so its module fixtures and servers are built once
+SPREAD = {"test_notebooks.py", "test_cli_samples.py", "test_cpu_kinds.py"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook turns groups into node ids
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name not in SPREAD:
+            item.add_marker(pytest.mark.xdist_group(str(item.path.relative_to(config.rootpath))))
+
+
 def built_once(tmp_path_factory, name: str, build):
     """``build(folder)``'s result, built by one pytest-xdist worker of the session (under a file
     lock) and read by the others: expensive session fixtures are not rebuilt per worker."""
