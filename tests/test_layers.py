@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("tasks", ("tasks", "tasks.*")),
     ("inference", ("inference", "serving.limits", "serving.request_parsing")),
     ("packaging", ("mlflow_model",)),
-    ("workflows", ("training", "evaluation", "quality_gate", "cards", "model_pages")),
+    ("workflows", ("training", "distillation", "evaluation", "quality_gate", "cards", "model_pages")),
     ("top", ("", "api", "cli", "components", "quickstart", "runner", "runner.*", "serving",
              "serving.*", "tiny", "pretrained", "workspace")),
 ]

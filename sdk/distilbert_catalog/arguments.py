@@ -102,6 +102,53 @@ class EvaluateDataArgs(DatasetArgs):
 
 
 @dataclass
+class TeacherArgs:
+    teacher_model_path: str = arg(
+        MISSING, "The teacher: a Hugging Face model folder or an MLflow model from this catalog, "
+        "fine-tuned for the task (e.g. the mlflow_model_folder of a fine-tune job).",
+        "custom_model")
+
+
+@dataclass
+class DistillDataArgs(FinetuneDataArgs):
+    transfer_data: Optional[str] = arg(
+        None, "Unlabelled inputs (file or folder, the training data's columns without labels) "
+        "the teacher labels with soft targets, trained on beside the labelled rows.",
+        "uri_folder")
+    test_data: Optional[str] = arg(
+        None, "Evaluation data for the teacher-vs-student report (file or folder): both models' "
+        "task metric and speed. Default: the validation data.", "uri_folder")
+    test_split: str = arg("test", "Split of test_data to evaluate on.")
+
+
+@dataclass
+class DistillArgs:
+    student_num_layers: Optional[int] = arg(
+        None, "Transformer layers of the student. Default: half the teacher's (rounded up).")
+    student_layers: Optional[str] = arg(
+        None, "Comma-separated teacher layers (0-based) that initialise the student's layers, "
+        "in order, e.g. 1,3,5. Default: evenly spaced, ending at the teacher's last layer "
+        "(layer floor((i+1)*n/k)-1 for student layer i of k, teacher of n: 6 -> 3 takes 1,3,5).")
+    temperature: float = arg(2.0, "Softmax temperature of the soft targets (both models).")
+    alpha_ce: Optional[float] = arg(
+        None, "Weight of the soft-target loss (T^2 KL to the teacher's distribution). Default: "
+        "the task's (docs/distillation.md).")
+    alpha_task: Optional[float] = arg(
+        None, "Weight of the task's own loss on gold labels (masked LM for fill-mask). Default: "
+        "the task's.")
+    alpha_cos: Optional[float] = arg(
+        None, "Weight of the cosine loss aligning the student's last hidden states with the "
+        "teacher's (equal hidden sizes). Default: the task's.")
+    speed_rounds: int = arg(3, "Timed rounds per model in the report, teacher and student "
+                               "interleaved; medians kept.")
+
+    def weights(self, defaults: dict[str, float]) -> dict[str, float]:
+        """The loss weights: those given, else the task's ``defaults``."""
+        return {name: float(defaults[name] if getattr(self, name) is None
+                             else getattr(self, name)) for name in defaults}
+
+
+@dataclass
 class TrainingArgs:
     num_train_epochs: float = arg(3.0, "Number of training epochs.")
     max_steps: int = arg(-1, "If positive, stop after this many optimisation steps.")

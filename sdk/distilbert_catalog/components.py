@@ -33,7 +33,7 @@ class Component:
     folder: str                      # under components/, e.g. "finetune/text_classification"
     display_name: str
     description: str
-    stage: Literal["finetune", "evaluate", "gate", "card"]
+    stage: Literal["finetune", "distill", "evaluate", "gate", "card"]
     args: tuple[type, ...]
     outputs: dict[str, tuple[str, str]]     # name -> (Azure ML type, description)
     task: str | None = None
@@ -55,6 +55,14 @@ FINETUNE_OUTPUTS = {
                                            "Trainer checkpoints under checkpoints/."),
     "mlflow_model_folder": ("mlflow_model", "The fine-tuned model as an MLflow pyfunc model."),
     "metrics": ("uri_folder", "metrics.json with training/validation metrics and the config."),
+}
+DISTILL_OUTPUTS = {
+    "pytorch_model_folder": ("uri_folder", "The distilled student as a Hugging Face model folder, "
+                                           "with Trainer checkpoints under checkpoints/."),
+    "mlflow_model_folder": ("mlflow_model", "The student as an MLflow pyfunc model (served by the "
+                                            "same scoring scripts as any catalog model)."),
+    "metrics": ("uri_folder", "metrics.json: training metrics and the teacher-vs-student report "
+                              "(parameters, size, task metric, share kept, speed ratio, CPU)."),
 }
 GATE_OUTPUTS = {
     "mlflow_model_folder": ("mlflow_model", "The model with its gate record and exported ONNX "
@@ -88,6 +96,16 @@ def task_components(task) -> list[Component]:
             task.finetune_description, "finetune",
             (A.ModelArgs, A.FinetuneDataArgs, task.finetune_args, A.TrainingArgs),
             FINETUNE_OUTPUTS, task=task.name, distributed=True))
+    if task.distill_arguments() is not None:
+        found.append(Component(
+            f"distill/{folder}", f"DistilBERT distil: {task.title}",
+            f"Distils a {task.title} teacher into a smaller student: the teacher's embeddings, "
+            f"head and a subset of its layers, trained on the teacher's soft targets (at a "
+            f"temperature) plus the task's own loss, optionally on unlabelled transfer data the "
+            f"teacher labels; evaluates and times both on this CPU and reports what the student "
+            f"kept.", "distill",
+            (A.TeacherArgs, A.DistillDataArgs, task.distill_arguments(), A.DistillArgs,
+             A.TrainingArgs), DISTILL_OUTPUTS, task=task.name))
     evaluate = Component(
         f"evaluate/{folder}", f"DistilBERT evaluate: {task.title}", task.evaluate_description,
         "evaluate", (A.ModelArgs, A.EvaluateDataArgs, task.evaluate_args, A.EvaluationArgs),
@@ -250,6 +268,15 @@ def main(folder: str, argv: Sequence[str] | None = None) -> int:
                               metrics_dir=outputs.metrics)
             if current().is_main:  # once, not once per rank
                 print(f"fine-tuned model: {result.model_dir}; metrics: {result.metrics}")
+        elif component.stage == "distill":
+            from .distillation import distill
+
+            teacher, data, task_args, options, training = parsed
+            result = distill(component.task, teacher, data, task_args, options, training,
+                             model_dir=outputs.pytorch_model_folder,
+                             mlflow_model_dir=outputs.mlflow_model_folder,
+                             metrics_dir=outputs.metrics)
+            print(f"distilled model: {result.model_dir}; metrics: {result.metrics}")
         elif component.stage == "evaluate":
             from .evaluation import evaluate
 

@@ -121,36 +121,8 @@ def finetune(task_name: str, model: ModelArgs, data: FinetuneDataArgs, task_args
             default_device())
     precision = from_main(precision)
 
-    metric = training.metric_for_best_model or task.default_metric_for_best_model
     has_eval = eval_features is not None
-    args = TrainingArguments(
-        output_dir=str(model_dir / "checkpoints"),
-        num_train_epochs=training.num_train_epochs,
-        max_steps=training.max_steps,
-        learning_rate=training.learning_rate,
-        per_device_train_batch_size=training.per_device_train_batch_size,
-        per_device_eval_batch_size=training.per_device_eval_batch_size,
-        gradient_accumulation_steps=training.gradient_accumulation_steps,
-        warmup_steps=training.warmup_ratio,  # a float in [0, 1) is a ratio of all steps
-        weight_decay=training.weight_decay,
-        lr_scheduler_type=training.lr_scheduler_type,
-        seed=training.seed,
-        bf16=precision.precision == "bf16",
-        use_cpu=default_device() == "cpu",
-        ddp_backend=("gloo" if default_device() == "cpu" else "nccl") if rank.distributed
-        else None,
-        ddp_find_unused_parameters=False,  # every parameter of the task heads takes part
-        train_sampling_strategy="group_by_length",
-        eval_strategy="epoch" if has_eval else "no",
-        save_strategy="epoch",
-        save_total_limit=training.save_total_limit,
-        load_best_model_at_end=has_eval,
-        metric_for_best_model=metric if has_eval else None,
-        logging_strategy="steps",
-        logging_steps=0.05,
-        report_to=["mlflow"],
-        disable_tqdm=True,
-    )
+    args = training_arguments(training, model_dir, task, precision, has_eval, rank)
     callbacks: list[TrainerCallback] = [ForgetForeignBestCheckpoint(), ProgressLog()]
     if training.early_stopping:
         if not has_eval:
@@ -206,6 +178,42 @@ def global_batch_size(training: TrainingArgs, world_size: int) -> int:
     """Examples per optimiser step: per-device batch x processes x gradient accumulation."""
     return (training.per_device_train_batch_size * world_size
             * training.gradient_accumulation_steps)
+
+
+def training_arguments(training: TrainingArgs, model_dir: Path, task, precision, has_eval: bool,
+                       rank, **overrides) -> TrainingArguments:
+    """The Trainer's arguments from the component's training arguments (checkpoints under
+    ``model_dir/checkpoints``; evaluation and best-model choice each epoch when there is
+    validation data; gloo/nccl when ``rank`` is distributed)."""
+    metric = training.metric_for_best_model or task.default_metric_for_best_model
+    return TrainingArguments(**{**dict(
+        output_dir=str(model_dir / "checkpoints"),
+        num_train_epochs=training.num_train_epochs,
+        max_steps=training.max_steps,
+        learning_rate=training.learning_rate,
+        per_device_train_batch_size=training.per_device_train_batch_size,
+        per_device_eval_batch_size=training.per_device_eval_batch_size,
+        gradient_accumulation_steps=training.gradient_accumulation_steps,
+        warmup_steps=training.warmup_ratio,  # a float in [0, 1) is a ratio of all steps
+        weight_decay=training.weight_decay,
+        lr_scheduler_type=training.lr_scheduler_type,
+        seed=training.seed,
+        bf16=precision.precision == "bf16",
+        use_cpu=default_device() == "cpu",
+        ddp_backend=("gloo" if default_device() == "cpu" else "nccl") if rank.distributed
+        else None,
+        ddp_find_unused_parameters=False,  # every parameter of the task heads takes part
+        train_sampling_strategy="group_by_length",
+        eval_strategy="epoch" if has_eval else "no",
+        save_strategy="epoch",
+        save_total_limit=training.save_total_limit,
+        load_best_model_at_end=has_eval,
+        metric_for_best_model=metric if has_eval else None,
+        logging_strategy="steps",
+        logging_steps=0.05,
+        report_to=["mlflow"],
+        disable_tqdm=True,
+    ), **overrides})
 
 
 class CatalogTrainer(Trainer):

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ..data import Data
-from ..errors import BadRequest
+from ..errors import BadRequest, CatalogError
 
 
 @dataclass(frozen=True)
@@ -249,3 +249,68 @@ class Task(ABC):
     @abstractmethod
     def example_request(self) -> dict[str, list]:
         """A small request (columns → values) for signatures, cards and docs."""
+
+    # --- distillation (asked by :mod:`distilbert_catalog.distillation`) --------------------
+    #: the argument dataclass of the task's distill component (default: the fine-tune one)
+    distill_args: type | None = None
+    #: the batch keys that hold training labels (passed to a model's forward as its loss input)
+    label_keys: tuple[str, ...] = ("labels",)
+    #: loss weights when the user gives none: soft targets, the task's own loss, hidden-state
+    #: cosine (DistilBERT: 5, 2, 1 for masked-LM pre-training; HF's SQuAD recipe: 0.5, 0.5, 0)
+    distill_weights: Mapping[str, float] = {"alpha_ce": 0.5, "alpha_task": 0.5, "alpha_cos": 0.0}
+    #: whether a training row gives the same model input every epoch, so the teacher's outputs
+    #: can be computed once and cached (False where the collator masks at random each batch)
+    distill_inputs_fixed: bool = True
+    #: whether the distill component's training data carries the task's labels (False: raw
+    #: inputs, read by :meth:`prepare_unlabelled`, as masked-LM text)
+    distill_train_labels: bool = True
+
+    def distill_arguments(self) -> type | None:
+        """The distill component's task arguments, or None: the task has no distill component."""
+        return self.distill_args or self.finetune_args
+
+    def prepare_unlabelled(self, data: Data, keys: Mapping[str, Any],
+                           labels: list[str] | None) -> Data:
+        """Validate rows that carry no labels (a distillation transfer set: the teacher labels
+        them) and give each a placeholder label :meth:`train_features` accepts; distillation
+        marks these rows unlabelled, so a placeholder never reaches a loss."""
+        raise CatalogError(f"{self.name} takes no unlabelled transfer data")
+
+    def distill_outputs(self, outputs) -> dict[str, Any]:
+        """The output tensors of a forward pass the student learns to match, by name, each with
+        the batch first (and the sequence second, when it has one): cached for the teacher."""
+        return {"logits": outputs.logits}
+
+    def distill_losses(self, teacher: Mapping[str, Any], student: Mapping[str, Any],
+                       batch: Mapping[str, Any], labelled, temperature: float) -> dict[str, Any]:
+        """``{"soft": ..., "task": ...}``: the soft-target loss of the student's outputs against
+        the teacher's (:func:`soft_target_loss` over the positions the task answers at) and the
+        task's own loss on the gold labels of the ``labelled`` rows (a bool tensor per row).
+        ``batch`` holds the labels under :attr:`label_keys`; teacher outputs past a row's end
+        are zeros."""
+        raise CatalogError(f"{self.name} has no distillation losses")
+
+
+def soft_target_loss(teacher_logits, student_logits, temperature: float):
+    """T² · KL(softmax(teacher/T) ‖ softmax(student/T)), averaged over rows (``(N, C)`` each;
+    the class dimension last). Hinton et al.'s soft targets, as DistilBERT trains its student:
+    T² keeps the gradient scale of the soft term independent of T."""
+    import torch.nn.functional as F
+
+    if teacher_logits.numel() == 0:
+        return student_logits.sum() * 0.0
+    t = teacher_logits.detach().float() / temperature
+    s = student_logits.float() / temperature
+    return F.kl_div(F.log_softmax(s, dim=-1), F.log_softmax(t, dim=-1), reduction="batchmean",
+                    log_target=True) * temperature ** 2
+
+
+def cross_entropy(logits, targets, ignore_index: int = -100):
+    """Mean cross-entropy over the targets that are not ``ignore_index`` (0 when there are none,
+    so a batch of unlabelled rows adds no task loss)."""
+    import torch.nn.functional as F
+
+    keep = targets != ignore_index
+    if not bool(keep.any()):
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits[keep].float(), targets[keep])

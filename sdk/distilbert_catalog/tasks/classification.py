@@ -19,7 +19,7 @@ from transformers import DataCollatorWithPadding
 from ..backends import to_numpy
 from ..data import Data, is_text, rename_columns
 from ..errors import DataError
-from .base import EvalResult, Param
+from .base import EvalResult, Param, cross_entropy, soft_target_loss
 from .labels import LabelledTask, expected_label, is_label, label_ids
 
 LABEL = "label"
@@ -93,6 +93,21 @@ class SequenceClassification(LabelledTask):
                     "f1_macro": float(skm.f1_score(gold, predicted, average="macro",
                                                    zero_division=0))}
         return compute
+
+    # --- distillation ---------------------------------------------------------------------
+    def prepare_unlabelled(self, data: Data, keys: Mapping[str, str], labels: list[str] | None
+                           ) -> Data:
+        data = self.prepare_data(data, keys, labels, require_labels=False)
+        if LABEL in data.dataset.column_names:
+            data.dataset = data.dataset.remove_columns(LABEL)
+        data.dataset = data.dataset.add_column(LABEL, [0] * len(data))
+        return data
+
+    def distill_losses(self, teacher, student, batch, labelled, temperature):
+        """Soft targets over the labels of every row; cross-entropy on the labelled rows."""
+        logits = student["logits"]
+        return {"soft": soft_target_loss(teacher["logits"], logits, temperature),
+                "task": cross_entropy(logits, batch["labels"].masked_fill(~labelled, -100))}
 
     # --- inference ------------------------------------------------------------------------
     def probabilities(self, predictor, columns: list[list[str]]) -> np.ndarray:

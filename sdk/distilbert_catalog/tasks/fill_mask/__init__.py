@@ -28,14 +28,16 @@ from typing import Any, Mapping
 import datasets
 import numpy as np
 
-from ...data import Data, is_text
+from ...data import Data, is_text, rename_columns
 from ...errors import BadRequest, CatalogError
-from ..base import EvalResult, Param, Task
+from ..base import EvalResult, Param, Task, cross_entropy, soft_target_loss
 from . import engine, scoring
-from .arguments import FillMaskArgs
+from .arguments import FillMaskArgs, FillMaskDistillArgs
 from .masks import count_masks, fill_masks, to_model_masks
 
 TEXTS, MASKS, KINDS = "texts", "masks", "mask_kinds"
+#: raw text to distil on (one passage per row)
+TEXT = "text"
 INPUT = "input_string"
 PLOT, CURVE = "top_k_accuracy.png", "top_k_accuracy.json"
 #: DistilBERT reads at most 512 tokens, two of them special: no window holds more masks
@@ -123,13 +125,44 @@ class FillMask(Task):
         data.dataset = datasets.Dataset.from_dict(table, features=datasets.Features(features))
         return data
 
-    # --- training (not offered: fill-mask models are evaluated and served as they are) ----
+    # --- training: masked-LM distillation on raw text (no fine-tune component) ------------
+    distill_args = FillMaskDistillArgs
+    #: the DistilBERT triple loss: soft targets on masked positions, masked LM, hidden cosine
+    distill_weights = {"alpha_ce": 5.0, "alpha_task": 2.0, "alpha_cos": 1.0}
+    #: the collator masks anew every batch, so the teacher runs on each batch as it comes
+    distill_inputs_fixed = False
+    #: distillation trains on raw text: its "labels" are the masked words themselves
+    distill_train_labels = False
+
+    def prepare_unlabelled(self, data: Data, keys: Mapping[str, Any],
+                           labels: list[str] | None) -> Data:
+        """Raw text, one passage per row (``train_text_key``), as canonical ``text``."""
+        key = keys.get("train_text_key") or TEXT
+        if key != TEXT and TEXT in data.dataset.column_names:
+            data.dataset = data.dataset.remove_columns(TEXT)
+        data = rename_columns(data, {key: TEXT})
+        data.check_rows(TEXT, is_text, "a non-empty string")
+        return data
+
     def train_features(self, data: Data, tokenizer, max_seq_length: int, labels, settings):
-        raise CatalogError("the catalog has no fill-mask fine-tune component: a fill-mask model "
-                           "is evaluated (components/evaluate/fill_mask) and deployed as it is")
+        return data.dataset.map(
+            lambda batch: tokenizer(batch[TEXT], truncation=True, max_length=max_seq_length,
+                                    return_special_tokens_mask=True),
+            batched=True, remove_columns=data.dataset.column_names)
 
     def collator(self, tokenizer, settings=None):
-        return self.train_features(None, tokenizer, 0, None, None)
+        from transformers import DataCollatorForLanguageModeling
+
+        return DataCollatorForLanguageModeling(
+            tokenizer, mlm_probability=float((settings or {}).get("mlm_probability") or 0.15))
+
+    def distill_losses(self, teacher, student, batch, labelled, temperature):
+        """Soft targets over the vocabulary at the masked positions; the masked-LM loss."""
+        logits, gold = student["logits"], batch["labels"]
+        masked = gold != -100
+        return {"soft": soft_target_loss(teacher["logits"][masked], logits[masked],
+                                         temperature),
+                "task": cross_entropy(logits[masked], gold[masked])}
 
     # --- inference ------------------------------------------------------------------------
     def forward_fn(self, model, tokenizer):

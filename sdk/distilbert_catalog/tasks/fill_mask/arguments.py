@@ -32,3 +32,18 @@ class FillMaskArgs(TaskArguments):
     def keys(self) -> dict[str, str]:
         return {"text_key": self.text_key, "masks_key": self.masks_key,
                 "kinds_key": self.kinds_key}
+
+
+@dataclass
+class FillMaskDistillArgs(FillMaskArgs):
+    """Masked-LM distillation: raw training text, masking, and the evaluation data's columns."""
+
+    train_text_key: str = arg(
+        "text", "Column of train_data, validation_data and transfer_data holding raw text (one "
+        "passage per row); the student learns the teacher's predictions at randomly masked "
+        "tokens.")
+    mlm_probability: float = arg(0.15, "Share of tokens masked in each training batch.")
+
+    @property
+    def keys(self) -> dict[str, str]:
+        return {**super().keys, "train_text_key": self.train_text_key}

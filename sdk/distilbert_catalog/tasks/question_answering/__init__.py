@@ -27,7 +27,7 @@ from transformers import DataCollatorWithPadding
 from ...data import Data, is_text
 from ...errors import BadRequest, DataError
 from ...backends import to_numpy
-from ..base import EvalResult, Param, Task, positive
+from ..base import EvalResult, Param, Task, cross_entropy, positive, soft_target_loss
 from . import engine, mlqa, squad
 from .arguments import DEFAULTS, QAEvaluationArgs, QuestionAnsweringArgs
 
@@ -270,6 +270,38 @@ class QuestionAnswering(Task):
 
     def trainer_metrics(self, labels, eval_features=None):
         return window_span_metrics
+
+    # --- distillation (HF's SQuAD distillation: KL on start and end logits per window) -----
+    label_keys = ("start_positions", "end_positions")
+
+    def prepare_unlabelled(self, data: Data, keys: Mapping[str, Any],
+                           labels: list[str] | None) -> Data:
+        """Questions and contexts without answers; each gets the empty (no-answer) answer."""
+        answer_keys = {keys.get("answers_key") or ANSWERS, keys.get("answer_start_key"),
+                       keys.get("answer_text_key"), ANSWERS}
+        present = [c for c in data.dataset.column_names if c in answer_keys]
+        if present:
+            data.dataset = data.dataset.remove_columns(present)
+        data.dataset = data.dataset.add_column(ANSWERS, [{"text": [], "answer_start": []}] *
+                                               len(data))
+        return self.prepare_data(data, {**keys, "answers_key": ANSWERS, "answer_start_key": None,
+                                        "answer_text_key": None}, labels)
+
+    def distill_outputs(self, outputs) -> dict[str, Any]:
+        return {"start_logits": outputs.start_logits, "end_logits": outputs.end_logits}
+
+    def distill_losses(self, teacher, student, batch, labelled, temperature):
+        """Soft targets over each window's positions (padding left out), for the start and the
+        end; the task loss is the Trainer's, (start + end) / 2, on the labelled windows."""
+        padding = batch["attention_mask"] == 0
+        soft, task = 0.0, 0.0
+        for end in ("start", "end"):
+            s = student[f"{end}_logits"].masked_fill(padding, -1e4)
+            t = teacher[f"{end}_logits"].masked_fill(padding, -1e4)
+            soft = soft + soft_target_loss(t, s, temperature) / 2
+            gold = batch[f"{end}_positions"].masked_fill(~labelled, -100)
+            task = task + cross_entropy(s, gold) / 2
+        return {"soft": soft, "task": task}
 
     # --- inference ------------------------------------------------------------------------
     def run_engine(self, predictor, questions: list[str], contexts: list[str],

@@ -22,7 +22,7 @@ from transformers import DataCollatorForTokenClassification
 from ...data import Data, is_text, rename_columns
 from ...errors import BadRequest, DataError
 from ...backends import to_numpy
-from ..base import EvalResult, Param, positive
+from ..base import EvalResult, Param, cross_entropy, positive, soft_target_loss
 from ..labels import LabelledTask, expected_label, is_label, label_ids
 from . import engine
 from .arguments import TokenClassificationArgs, TokenClassificationFinetuneArgs
@@ -196,6 +196,27 @@ class TokenClassification(LabelledTask):
 
     def loss_function(self):
         return token_mean_loss
+
+    # --- distillation ---------------------------------------------------------------------
+    def prepare_unlabelled(self, data: Data, keys: Mapping[str, str], labels: list[str] | None
+                           ) -> Data:
+        data = self.prepare_data(data, keys, labels, require_labels=False)
+        if TAGS in data.dataset.column_names:
+            data.dataset = data.dataset.remove_columns(TAGS)
+        data.dataset = data.dataset.add_column(TAGS, [[0] * len(words)
+                                                      for words in data.dataset[TOKENS]])
+        return data
+
+    def distill_losses(self, teacher, student, batch, labelled, temperature):
+        """Soft targets on the label-bearing tokens (each word's first sub-token, the ones
+        predictions read); cross-entropy on those of the labelled rows."""
+        logits, gold = student["logits"], batch["labels"]
+        bearing = gold != engine.IGNORE
+        task = cross_entropy(logits.flatten(0, 1),
+                             gold.masked_fill(~labelled[:, None], engine.IGNORE).flatten(),
+                             engine.IGNORE)
+        return {"soft": soft_target_loss(teacher["logits"][bearing], logits[bearing],
+                                         temperature), "task": task}
 
     def preprocess_logits_for_metrics(self, settings):
         def best_label(logits, labels):
