@@ -1,6 +1,6 @@
 """DistilBERT plugin for an Azure ML-style model catalog.
 
-Notebook entry points: :func:`finetune`, :func:`evaluate`, :func:`gate`, :func:`load_model`,
+Notebook entry points: :func:`finetune`, :func:`distill`, :func:`evaluate`, :func:`gate`, :func:`load_model`,
 :func:`model_card`, :func:`model_page`, :func:`package_model`, :func:`pipeline_job`
 (azure-ai-ml), :func:`run_pipeline` (local) and :func:`workspace` (the notebooks' runner, local
 or Azure ML).
@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 from .workspace import workspace  # noqa: E402  (light: it loads the SDK when used)
 
 #: the names :mod:`distilbert_catalog.api` provides
-_API = ("evaluate", "finetune", "gate", "load_model", "model_card", "model_page",
+_API = ("distill", "evaluate", "finetune", "gate", "load_model", "model_card", "model_page",
         "package_model", "pipeline_job", "run_pipeline")
 
 __all__ = [*_API, "workspace"]

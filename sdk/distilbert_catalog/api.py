@@ -8,6 +8,8 @@ Keyword arguments are exactly the component inputs of ``components/<stage>/<task
                          label_names="sadness,joy,love,anger,fear,surprise", num_train_epochs=2)
     metrics = dc.evaluate("text-classification", mlflow_model_path=result.mlflow_model_dir,
                           test_data="data/emotion")
+    student = dc.distill("text-classification", teacher_model_path=result.mlflow_model_dir,
+                         train_data="data/emotion", student_num_layers=3)
     job = dc.pipeline_job("emotion-detection", model_name="distilbert-base-uncased")
     # ml_client.jobs.create_or_update(job)
 """
@@ -69,6 +71,20 @@ def finetune(task: str, *, output_dir: str | Path = "outputs/finetune",
     record = json.loads((outputs["metrics"] / "metrics.json").read_text())
     return FinetuneResult(outputs["pytorch_model_folder"], outputs["mlflow_model_folder"],
                           outputs["metrics"], record["metrics"])
+
+
+def distill(task: str, *, output_dir: str | Path = "outputs/distill", **kwargs):
+    """Distil a fine-tuned teacher (``teacher_model_path``) into a smaller student locally;
+    returns a DistillResult (model_dir, mlflow_model_dir, metrics, report: the teacher-vs-student
+    comparison also written to ``output_dir/metrics/metrics.json``)."""
+    from .distillation import distill as run
+
+    teacher, data, task_args, options, training = build_args(component_for("distill", task),
+                                                             kwargs)
+    out = Path(output_dir)
+    return run(task, teacher, data, task_args, options, training,
+               model_dir=out / "pytorch_model_folder",
+               mlflow_model_dir=out / "mlflow_model_folder", metrics_dir=out / "metrics")
 
 
 def evaluate(task: str, *, output_dir: str | Path = "outputs/evaluation", **kwargs) -> dict:

@@ -248,15 +248,18 @@ def forward_inputs(model) -> set[str]:
 
 
 # --- data --------------------------------------------------------------------------------------
-def distill_data(task, data: DistillDataArgs, task_args: TaskArguments):
+def distill_data(task, data: DistillDataArgs, task_args: TaskArguments,
+                 teacher_labels: list[str] | None):
     """Training rows (labelled), transfer rows (unlabelled), validation and evaluation rows, all
-    validated; and the label names."""
+    validated; and the label names (the user's, else the teacher's, so ids mean what the
+    teacher's head means)."""
+    given = task_args.labels or teacher_labels
     train = load_split(data.train_data, data, data.train_split)
     if task.distill_train_labels:
-        train = task.prepare_data(train, task_args.keys, task_args.labels)
-        labels = task.label_names(train, task_args.labels)
+        train = task.prepare_data(train, task_args.keys, given)
+        labels = task.label_names(train, given)
     else:
-        train = task.prepare_unlabelled(train, task_args.keys, task_args.labels)
+        train = task.prepare_unlabelled(train, task_args.keys, None)
         labels = None
     transfer = None
     if data.transfer_data:
@@ -273,6 +276,13 @@ def distill_data(task, data: DistillDataArgs, task_args: TaskArguments):
     elif validation is not None and task.distill_train_labels:
         test = validation
     return train, transfer, validation, test, labels
+
+
+def teacher_label_names(config) -> list[str] | None:
+    """The teacher head's label names in id order (None for a head without labels)."""
+    id2label = getattr(config, "id2label", None) or {}
+    names = [id2label.get(i, id2label.get(str(i))) for i in range(len(id2label))]
+    return names if names and None not in names else None
 
 
 def check_teacher(task, config, reference: str) -> None:
@@ -302,13 +312,14 @@ def distill(task_name: str, teacher_args: TeacherArgs, data: DistillDataArgs,
     if any(w < 0 for w in weights.values()) or not any(weights.values()):
         raise CatalogError(f"loss weights must be non-negative and not all 0; got {weights}")
 
-    # 1. Data, validated before any model loads.
-    train, transfer, validation, test, labels = distill_data(task, data, task_args)
+    # 1. The teacher's config (no weights yet), then data, validated before any model loads.
     source, _ = resolve_model_source(teacher_args.teacher_model_path)
     config = AutoConfig.from_pretrained(source)
     check_teacher(task, config, teacher_args.teacher_model_path)
     layers = student_layer_choice(options, num_layers(config))
-    if labels is not None and config.id2label and len(config.id2label) != len(labels):
+    train, transfer, validation, test, labels = distill_data(task, data, task_args,
+                                                             teacher_label_names(config))
+    if labels is not None and len(config.id2label) != len(labels):
         raise CatalogError(f"the data has {len(labels)} labels {labels} but the teacher "
                            f"answers {len(config.id2label)} ({list(config.id2label.values())})")
 

@@ -1,0 +1,155 @@
+"""Distillation on the bundled emotion data: does the teacher help, and what does the student keep?
+
+From one teacher (the quickstart's fine-tuned 6-layer emotion model, or ``--teacher``), in one run:
+
+* ``kd``: the 3-layer student distilled on the 480 labelled rows (soft targets at T plus
+  cross-entropy, the component's defaults);
+* ``kd+transfer``: the same, plus a transfer set of unlabelled sentences the teacher labels (the
+  bundled sentence-pair sentences: everyday statements never labelled with an emotion);
+* ``ce``: the same student (same initialisation: the teacher's layers; same recipe: epochs,
+  learning rate, batches, seeds) trained with cross-entropy only (alpha_ce 0, alpha_task 1). A
+  transfer set carries no labels, so it cannot help cross-entropy alone.
+
+Each over ``--seeds`` seeds (mean ± sample standard deviation, and min-max), scored on the test
+split and on the hand-written natural sentences; then requests/s of the teacher and of one
+distilled student end to end through the Predictor (one-row requests, as an online endpoint gets
+them), interleaved rounds, ratio per round. The CPU is recorded with the figures.
+
+    nice -n 10 python benchmarks/bench_distill.py --teacher quickstart-out/pipeline/finetune/pytorch_model_folder
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_common import interleaved, print_summary, write_result  # noqa: E402
+
+LABELS = "sadness,joy,love,anger,fear,surprise"
+CONFIGS = {"kd": {}, "kd+transfer": {"transfer": True},
+           "ce": {"alpha_ce": 0.0, "alpha_task": 1.0}}
+
+
+def transfer_folder(out: Path) -> Path:
+    """Unlabelled sentences for the transfer set: both sentences of every bundled NLI pair."""
+    from distilbert_catalog.samples import sample_dir
+
+    seen, rows = set(), []
+    for line in (sample_dir() / "nli_pairs" / "train.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        for text in (row["sentence1"], row["sentence2"]):
+            if text not in seen:
+                seen.add(text)
+                rows.append({"text": text})
+    folder = out / "transfer"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "transfer.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+def accuracy(model_dir, data_dir: Path) -> float:
+    import distilbert_catalog as dc
+
+    with tempfile.TemporaryDirectory() as tmp:
+        record = dc.evaluate("text-classification", pytorch_model_path=str(model_dir),
+                             test_data=str(data_dir), label_names=LABELS, backend="fp32",
+                             output_dir=tmp)
+    return record["metrics"]["accuracy"]
+
+
+def spread(values: list[float]) -> dict:
+    return {"mean": statistics.mean(values),
+            "stdev": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "min": min(values), "max": max(values), "runs": values}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--teacher", default="quickstart-out/pipeline/finetune/"
+                                             "pytorch_model_folder")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--layers", type=int, default=3)
+    parser.add_argument("--epochs", type=float, default=8)
+    parser.add_argument("--learning-rate", type=float, default=1e-4)
+    parser.add_argument("--max-steps", type=int, default=-1, help="(tests) stop each run early")
+    parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--rounds", type=int, default=5, help="speed rounds")
+    parser.add_argument("--output", default=None)
+    args = parser.parse_args(argv)
+
+    import distilbert_catalog as dc
+    from distilbert_catalog.samples import sample_dir
+
+    emotion, natural = sample_dir() / "emotion", sample_dir() / "emotion_natural"
+    work = Path(tempfile.mkdtemp(prefix="bench-distill-"))
+    transfer = transfer_folder(work)
+    started = time.monotonic()
+    result: dict = {"teacher": {"test": accuracy(args.teacher, emotion),
+                                "natural": accuracy(args.teacher, natural)},
+                    "settings": vars(args), "configs": {}}
+    print(f"teacher: test {result['teacher']['test']:.3f}, natural "
+          f"{result['teacher']['natural']:.3f}", flush=True)
+    students = {}
+    for name in args.configs.split(","):
+        options = dict(CONFIGS[name])
+        use_transfer = options.pop("transfer", False)
+        runs = {"test": [], "natural": [], "seconds": []}
+        for seed in range(args.seeds):
+            out = work / f"{name}-{seed}"
+            t0 = time.monotonic()
+            distilled = dc.distill(
+                "text-classification", output_dir=out, teacher_model_path=args.teacher,
+                train_data=str(emotion), test_data=str(natural), label_names=LABELS,
+                transfer_data=str(transfer) if use_transfer else None,
+                student_num_layers=args.layers, num_train_epochs=args.epochs,
+                learning_rate=args.learning_rate, max_steps=args.max_steps, seed=seed,
+                precision="fp32", speed_rounds=1, **options)
+            runs["seconds"].append(time.monotonic() - t0)
+            runs["test"].append(accuracy(distilled.model_dir, emotion))
+            runs["natural"].append(distilled.report["student"]["metric"])
+            students.setdefault(name, distilled.model_dir)
+            print(f"{name} seed {seed}: test {runs['test'][-1]:.3f}, natural "
+                  f"{runs['natural'][-1]:.3f} ({runs['seconds'][-1]:.0f}s)", flush=True)
+        result["configs"][name] = {k: spread(v) for k, v in runs.items()}
+        result["layers_from_teacher"] = distilled.report["student"]["layers_from_teacher"]
+
+    # requests/s end to end: one-row requests through the Predictor, teacher vs one student
+    rows = [{"input_string": json.loads(line)["text"]}
+            for line in (emotion / "test.jsonl").read_text().splitlines()]
+    predictors = {"teacher": dc.load_model(args.teacher, backend="fp32"),
+                  "student": dc.load_model(next(iter(students.values())), backend="fp32")}
+
+    def requests(predictor):
+        def run() -> int:
+            for row in rows:
+                predictor.predict([row])
+            return len(rows)
+        return run
+
+    speed = interleaved({n: requests(p) for n, p in predictors.items()}, "teacher", args.rounds)
+    print_summary(speed, "teacher", "requests")
+    result["speed"] = speed
+    result["seconds"] = time.monotonic() - started
+
+    teacher = result["teacher"]
+    print(f"\n{'':14} {'test':>16} {'natural':>16}   (mean ± sd over {args.seeds} seeds)")
+    print(f"{'teacher':14} {teacher['test']:16.3f} {teacher['natural']:16.3f}")
+    for name, r in result["configs"].items():
+        cells = [f"{r[s]['mean']:.3f} ± {r[s]['stdev']:.3f}" for s in ("test", "natural")]
+        kept = [r[s]["mean"] / teacher[s] for s in ("test", "natural")]
+        print(f"{name:14} {cells[0]:>16} {cells[1]:>16}   kept {kept[0]:.1%} / {kept[1]:.1%}")
+    print(f"student requests/s: {speed['student']['ratio_median']:.2f}x the teacher's "
+          f"(per round {speed['student']['ratio_min']:.2f}-{speed['student']['ratio_max']:.2f})")
+    write_result(result, args.output, "distill-emotion")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

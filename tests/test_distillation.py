@@ -1,0 +1,231 @@
+"""Distillation: the student cut from the teacher, the losses, the cached teacher outputs, and
+every task's distill component on the tiny model (mechanics), one of them as users run it."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import distilbert_catalog as dc
+from distilbert_catalog.components import COMPONENTS
+from distilbert_catalog.distillation import (build_student, default_student_layers, pad_stack,
+                                             student_layer_choice, teacher_outputs)
+from distilbert_catalog.arguments import DistillArgs
+from distilbert_catalog.errors import CatalogError
+from distilbert_catalog.metrics_file import read_metrics
+from distilbert_catalog.samples import sample_dir
+from distilbert_catalog.tasks import TASKS, get_task
+from distilbert_catalog.tasks.base import cross_entropy, soft_target_loss
+from distilbert_catalog.tiny import with_task_head
+
+from tests.support import REPO, write_jsonl
+
+
+def test_default_layers_are_evenly_spaced_ending_at_the_last():
+    assert default_student_layers(6, 3) == [1, 3, 5]
+    assert default_student_layers(6, 2) == [2, 5]
+    assert default_student_layers(12, 6) == [1, 3, 5, 7, 9, 11]
+    assert default_student_layers(6, 6) == [0, 1, 2, 3, 4, 5]
+    assert student_layer_choice(DistillArgs(), 6) == [1, 3, 5]  # half, by default
+    assert student_layer_choice(DistillArgs(student_layers="0,2,4"), 6) == [0, 2, 4]
+    with pytest.raises(CatalogError, match="student_num_layers must be in 1..6"):
+        default_student_layers(6, 7)
+    with pytest.raises(CatalogError, match="distinct teacher layer in 0..5"):
+        student_layer_choice(DistillArgs(student_layers="1,6"), 6)
+
+
+def test_the_student_is_the_teacher_with_the_chosen_layers(tiny_model, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    teacher = AutoModelForSequenceClassification.from_pretrained(
+        with_task_head(tiny_model, "text-classification", tmp_path / "teacher"))
+    student = build_student(teacher, [1])
+    assert student.config.n_layers == 1 and teacher.config.n_layers == 2
+    t, s = teacher.state_dict(), student.state_dict()
+    for key, value in s.items():
+        source = key.replace("transformer.layer.0.", "transformer.layer.1.")
+        assert torch.equal(value, t[source]), key
+    # with the layer the student skips being the identity, outputs agree exactly
+    ids = torch.tensor([[2, 40, 41, 42, 3]])
+    teacher.eval(), student.eval()
+    teacher.distilbert.transformer.layer = teacher.distilbert.transformer.layer[1:]
+    assert torch.allclose(teacher(input_ids=ids).logits, student(input_ids=ids).logits)
+
+
+def test_soft_target_loss_is_t_squared_kl_by_hand():
+    teacher = torch.tensor([[0.0, 0.0]])
+    student = torch.tensor([[math.log(3.0), 0.0]])
+    # T = 1: p_t = (1/2, 1/2), p_s = (3/4, 1/4)
+    by_hand = 0.5 * math.log(0.5 / 0.75) + 0.5 * math.log(0.5 / 0.25)
+    assert soft_target_loss(teacher, student, 1.0).item() == pytest.approx(by_hand, abs=1e-6)
+    # T = 2: p_s = (√3, 1) / (1 + √3), times T² = 4
+    p = math.sqrt(3) / (1 + math.sqrt(3))
+    by_hand = 4 * (0.5 * math.log(0.5 / p) + 0.5 * math.log(0.5 / (1 - p)))
+    assert soft_target_loss(teacher, student, 2.0).item() == pytest.approx(by_hand, abs=1e-6)
+    assert soft_target_loss(student, student, 2.0).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_unlabelled_rows_add_no_task_loss():
+    """Transfer rows carry placeholder labels: the task loss reads only the labelled rows."""
+    task = get_task("text-classification")
+    logits = torch.tensor([[2.0, 0.0], [0.0, 2.0], [5.0, -5.0]])
+    batch = {"labels": torch.tensor([0, 0, 1])}
+    labelled = torch.tensor([True, False, False])
+    losses = task.distill_losses({"logits": logits}, {"logits": logits}, batch, labelled, 2.0)
+    assert losses["task"].item() == pytest.approx(math.log(1 + math.exp(-2.0)), abs=1e-6)
+    assert losses["soft"].item() == pytest.approx(0.0, abs=1e-6)
+    none = task.distill_losses({"logits": logits}, {"logits": logits}, batch,
+                               torch.zeros(3, dtype=torch.bool), 2.0)
+    assert none["task"].item() == 0.0
+    assert cross_entropy(logits, torch.tensor([-100, -100, -100])).item() == 0.0
+
+
+def test_cached_teacher_outputs_match_a_padded_batch(tiny_model, tmp_path):
+    """Cached per row (rows of one length batched together), then padded per training batch:
+    the same numbers as the teacher on the padded batch, at every real token."""
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    from distilbert_catalog.data import load_data
+
+    task = get_task("token-classification")
+    folder = with_task_head(tiny_model, "token-classification", tmp_path / "ner")
+    teacher = AutoModelForTokenClassification.from_pretrained(folder).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    data = task.prepare_unlabelled(load_data(write_jsonl(tmp_path / "t.jsonl", [
+        {"tokens": ["Ada", "went", "to", "London"]}, {"tokens": ["Hi"]},
+        {"tokens": ["Paris", "is", "big"]}, {"tokens": ["Yes"]}])), {}, None)
+    features = task.train_features(data, tokenizer, 32, list(task.example_labels),
+                                   {"stride": 0})
+    features = features.remove_columns(["example_index", "word_index", "context"])
+    collator = task.collator(tokenizer)
+    cache = teacher_outputs(task, teacher, features, collator, batch_size=8)
+    batch = collator([features[i] for i in range(len(features))])
+    with torch.no_grad():
+        padded = teacher(input_ids=batch["input_ids"],
+                         attention_mask=batch["attention_mask"]).logits
+    stacked = pad_stack([row["logits"] for row in cache])
+    real = batch["attention_mask"].bool()
+    assert stacked.shape == padded.shape
+    assert torch.allclose(stacked[real], padded[real], atol=1e-5)
+    assert torch.all(stacked[~real] == 0)
+
+
+# --- every task's component, on the tiny model --------------------------------------------------
+
+def task_data(task: str, tmp_path):
+    """(teacher folder, SDK inputs) for ``task``: a few rows of the bundled samples, labelled
+    with the tiny heads' example labels."""
+    samples = sample_dir()
+
+    def rows(folder, split, n):
+        lines = (samples / folder / f"{split}.jsonl").read_text().splitlines()
+        return [json.loads(line) for line in lines[:n]]
+
+    def folder(name, train, test, transfer=None):
+        root = tmp_path / name
+        root.mkdir()
+        write_jsonl(root / "train.jsonl", train)
+        write_jsonl(root / "test.jsonl", test)
+        inputs = {"train_data": str(root), "test_data": str(root)}
+        if transfer:
+            (root / "transfer").mkdir()
+            write_jsonl(root / "transfer" / "t.jsonl", transfer)
+            inputs["transfer_data"] = str(root / "transfer")
+        return inputs
+
+    if task == "text-classification":
+        data = [{"text": r["text"], "label": r["label"] % 2} for r in rows("emotion", "train", 12)]
+        return folder("tc", data[:8], data[8:], [{"text": r["text"]} for r in data[:4]])
+    if task == "text-pair-classification":
+        data = rows("nli_pairs", "train", 10)
+        return folder("pairs", data[:6], data[6:])
+    if task == "token-classification":
+        names = json.loads((samples / "conll2003" / "labels.json").read_text())
+        keep = set(get_task(task).example_labels)
+        data = [{"tokens": r["tokens"], "ner_tags": [names[t] if names[t] in keep else "O"
+                                                     for t in r["ner_tags"]]}
+                for r in rows("conll2003", "train", 10)]
+        return folder("ner", data[:6], data[6:], [{"tokens": r["tokens"]} for r in data[:3]])
+    if task == "question-answering":
+        data = rows("squad_v2", "train", 8)
+        return folder("qa", data[:5], data[5:],
+                      [{"question": r["question"], "context": r["context"]} for r in data[:2]])
+    if task == "fill-mask":
+        train = [{"text": r["text"]} for r in rows("emotion", "train", 8)]
+        return folder("fm", train, rows("wikipedia_mask_filling", "test", 4))
+    raise AssertionError(f"no test data for {task}; add it here")
+
+
+#: the transfer rows task_data gives each task
+TRANSFER_ROWS = {"text-classification": 4, "token-classification": 3, "question-answering": 2}
+DISTILLED = sorted(c.task for c in COMPONENTS.values() if c.stage == "distill")
+
+
+def test_every_task_has_a_distill_component():
+    assert DISTILLED == sorted(TASKS)
+
+
+@pytest.mark.parametrize("task", DISTILLED)
+def test_distil_every_task_through_the_sdk(task, tiny_model, tmp_path):
+    """The SDK call: a 1-layer student of the 2-layer tiny teacher, trained two steps; its
+    report and its MLflow model, which answers the task's request."""
+    teacher = with_task_head(tiny_model, task, tmp_path / "teacher")
+    inputs = task_data(task, tmp_path)
+    result = dc.distill(task, output_dir=tmp_path / "out", teacher_model_path=str(teacher),
+                        student_num_layers=1, max_steps=2, precision="fp32", speed_rounds=1,
+                        **inputs)
+    record = read_metrics(tmp_path / "out" / "metrics")
+    report = record["details"]["distillation"]
+    assert record["stage"] == "distillation" and record["task"] == task
+    assert report["student"]["layers"] == 1 and report["teacher"]["layers"] == 2
+    assert report["student"]["layers_from_teacher"] == [1]
+    assert report["student"]["parameters"] < report["teacher"]["parameters"]
+    assert report["student"]["size_bytes"] < report["teacher"]["size_bytes"]
+    metric = get_task(task).quality_metric
+    assert record["metrics"][f"student_{metric}"] == report["student"]["metric"]
+    assert report["kept"] == pytest.approx(report["student"]["metric"] / report["teacher"]["metric"]) \
+        if report["teacher"]["metric"] else report["kept"] is None
+    assert report["speed_ratio"] > 0 and report["cpu"]["model"]
+    assert record["config"]["teacher_outputs_cached"] is get_task(task).distill_inputs_fixed
+    assert record["config"]["transfer_examples"] == TRANSFER_ROWS.get(task, 0)
+    predictor = dc.load_model(result.mlflow_model_dir)
+    assert predictor.task.name == task
+    assert predictor.model.config.n_layers == 1
+    request = get_task(task).example_request()
+    answers = predictor.predict([dict(zip(request, v)) for v in zip(*request.values())])
+    assert len(answers) == len(next(iter(request.values())))
+
+
+def test_a_teacher_of_another_task_is_refused_before_training(tiny_model, tmp_path):
+    teacher = with_task_head(tiny_model, "token-classification", tmp_path / "teacher")
+    with pytest.raises(CatalogError, match="is a token-classification model, not a "
+                                           "text-classification model"):
+        dc.distill("text-classification", output_dir=tmp_path / "out",
+                   teacher_model_path=str(teacher), **task_data("text-classification", tmp_path))
+
+
+def test_distill_component_runs_as_users_run_it(tiny_model, tmp_path):
+    """components/distill/text_classification/spec.yaml through the local runner, in a fresh
+    process, with a transfer set; the student's MLflow model and report come out."""
+    teacher = with_task_head(tiny_model, "text-classification", tmp_path / "teacher")
+    inputs = task_data("text-classification", tmp_path)
+    argv = [str(Path(sys.executable).parent / "distilbert-catalog"), "run",
+            str(REPO / "components/distill/text_classification/spec.yaml"),
+            "--input", f"teacher_model_path={teacher}", "--set", "student_layers=0",
+            "--set", "max_steps=2", "--set", "precision=fp32", "--set", "speed_rounds=1",
+            "--output-dir", str(tmp_path / "run")]
+    for name in ("train_data", "test_data", "transfer_data"):
+        argv += ["--input", f"{name}={inputs[name]}"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    outputs = json.loads(done.stdout[done.stdout.rindex("{"):])
+    record = read_metrics(outputs["metrics"])
+    assert record["config"]["student_layers"] == [0]
+    assert record["config"]["transfer_examples"] == 4
+    assert (Path(outputs["mlflow_model_folder"]) / "MLmodel").is_file()
