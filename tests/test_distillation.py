@@ -229,3 +229,25 @@ def test_distill_component_runs_as_users_run_it(tiny_model, tmp_path):
     assert record["config"]["student_layers"] == [0]
     assert record["config"]["transfer_examples"] == 4
     assert (Path(outputs["mlflow_model_folder"]) / "MLmodel").is_file()
+
+
+def test_card_renders_distilled_from_the_report(tiny_model, tmp_path):
+    """The model card's "Distilled from" section: every number is the report's."""
+    teacher = with_task_head(tiny_model, "text-classification", tmp_path / "teacher")
+    inputs = task_data("text-classification", tmp_path)
+    result = dc.distill("text-classification", output_dir=tmp_path / "out",
+                        teacher_model_path=str(teacher), max_steps=1, precision="fp32",
+                        speed_rounds=1, **inputs)
+    dc.evaluate("text-classification", pytorch_model_path=str(result.model_dir),
+                test_data=inputs["test_data"], output_dir=tmp_path / "eval")
+    text = dc.model_card(tmp_path / "eval", tmp_path / "card",
+                         training_dir=result.metrics_dir).read_text()
+    d = result.report
+    assert "## Distilled from" in text
+    assert (f"| Parameters | {d['teacher']['parameters']:,} | {d['student']['parameters']:,} |"
+            in text)
+    assert f"| {d['teacher']['metric']:.4f} | {d['student']['metric']:.4f} |" in text
+    assert f"evaluates {d['speed_ratio']:.2f}× as fast" in text
+    assert f"layers {', '.join(map(str, d['student']['layers_from_teacher']))}," in text
+    assert "4 unlabelled transfer rows" in text
+    assert "Distilled from `" in text and "Fine-tuned from" not in text
