@@ -33,12 +33,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import interleaved, print_summary, write_result  # noqa: E402
 
 LABELS = "sadness,joy,love,anger,fear,surprise"
-CONFIGS = {"kd": {}, "kd+transfer": {"transfer": True},
-           "ce": {"alpha_ce": 0.0, "alpha_task": 1.0}}
+CONFIGS = {"kd": {}, "ce": {"alpha_ce": 0.0, "alpha_task": 1.0},
+           "kd+transfer": {"transfer": True}}
 
 
-def transfer_folder(out: Path) -> Path:
-    """Unlabelled sentences for the transfer set: both sentences of every bundled NLI pair."""
+def transfer_folder(out: Path, limit: int) -> Path:
+    """Unlabelled sentences for the transfer set: the first ``limit`` distinct sentences of the
+    bundled NLI pairs (both sentences of each pair)."""
     from distilbert_catalog.samples import sample_dir
 
     seen, rows = set(), []
@@ -48,6 +49,7 @@ def transfer_folder(out: Path) -> Path:
             if text not in seen:
                 seen.add(text)
                 rows.append({"text": text})
+    rows = rows[:limit]
     folder = out / "transfer"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "transfer.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -77,6 +79,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--epochs", type=float, default=8)
+    parser.add_argument("--transfer-rows", type=int, default=240)
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--max-steps", type=int, default=-1, help="(tests) stop each run early")
     parser.add_argument("--configs", default=",".join(CONFIGS))
@@ -89,7 +92,7 @@ def main(argv=None) -> int:
 
     emotion, natural = sample_dir() / "emotion", sample_dir() / "emotion_natural"
     work = Path(tempfile.mkdtemp(prefix="bench-distill-"))
-    transfer = transfer_folder(work)
+    transfer = transfer_folder(work, args.transfer_rows)
     started = time.monotonic()
     result: dict = {"teacher": {"test": accuracy(args.teacher, emotion),
                                 "natural": accuracy(args.teacher, natural)},
@@ -119,6 +122,7 @@ def main(argv=None) -> int:
                   f"{runs['natural'][-1]:.3f} ({runs['seconds'][-1]:.0f}s)", flush=True)
         result["configs"][name] = {k: spread(v) for k, v in runs.items()}
         result["layers_from_teacher"] = distilled.report["student"]["layers_from_teacher"]
+        write_result(result, args.output, "distill-emotion")  # partial results kept
 
     # requests/s end to end: one-row requests through the Predictor, teacher vs one student
     rows = [{"input_string": json.loads(line)["text"]}

@@ -24,7 +24,9 @@ from distilbert_catalog.tasks import TASKS, get_task
 from distilbert_catalog.tasks.base import cross_entropy, soft_target_loss
 from distilbert_catalog.tiny import with_task_head
 
-from tests.support import REPO, write_jsonl
+from distilbert_catalog.quickstart import SCORE_SCRIPT
+from distilbert_catalog.runner.endpoints import serve
+from tests.support import EMOTION_LABELS, FEAR, JOY, REPO, write_jsonl
 
 
 def test_default_layers_are_evenly_spaced_ending_at_the_last():
@@ -210,44 +212,41 @@ def test_a_teacher_of_another_task_is_refused_before_training(tiny_model, tmp_pa
                    teacher_model_path=str(teacher), **task_data("text-classification", tmp_path))
 
 
-def test_distill_component_runs_as_users_run_it(tiny_model, tmp_path):
-    """components/distill/text_classification/spec.yaml through the local runner, in a fresh
-    process, with a transfer set; the student's MLflow model and report come out."""
-    teacher = with_task_head(tiny_model, "text-classification", tmp_path / "teacher")
-    inputs = task_data("text-classification", tmp_path)
+def test_distill_emotion_pipeline_runs_as_users_run_it(tiny_model, tmp_path):
+    """pipelines/distill-emotion.yaml through the local runner, each step (fine-tune the teacher,
+    the distill component, evaluate both, the card) a fresh process as in Azure ML; the card's
+    "Distilled from" section shows exactly the distill step's report."""
     argv = [str(Path(sys.executable).parent / "distilbert-catalog"), "run",
-            str(REPO / "components/distill/text_classification/spec.yaml"),
-            "--input", f"teacher_model_path={teacher}", "--set", "student_layers=0",
-            "--set", "max_steps=2", "--set", "precision=fp32", "--set", "speed_rounds=1",
-            "--output-dir", str(tmp_path / "run")]
-    for name in ("train_data", "test_data", "transfer_data"):
-        argv += ["--input", f"{name}={inputs[name]}"]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+            str(REPO / "pipelines" / "distill-emotion.yaml"), "--set", f"model_name={tiny_model}",
+            "--set", "num_train_epochs=1", "--set", "distill_epochs=1",
+            "--set", "learning_rate=0.003", "--set", "student_num_layers=1",
+            "--set", "precision=fp32", "--output-dir", str(tmp_path)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    outputs = json.loads(done.stdout[done.stdout.rindex("{"):])
-    record = read_metrics(outputs["metrics"])
-    assert record["config"]["student_layers"] == [0]
-    assert record["config"]["transfer_examples"] == 4
-    assert (Path(outputs["mlflow_model_folder"]) / "MLmodel").is_file()
-
-
-def test_card_renders_distilled_from_the_report(tiny_model, tmp_path):
-    """The model card's "Distilled from" section: every number is the report's."""
-    teacher = with_task_head(tiny_model, "text-classification", tmp_path / "teacher")
-    inputs = task_data("text-classification", tmp_path)
-    result = dc.distill("text-classification", output_dir=tmp_path / "out",
-                        teacher_model_path=str(teacher), max_steps=1, precision="fp32",
-                        speed_rounds=1, **inputs)
-    dc.evaluate("text-classification", pytorch_model_path=str(result.model_dir),
-                test_data=inputs["test_data"], output_dir=tmp_path / "eval")
-    text = dc.model_card(tmp_path / "eval", tmp_path / "card",
-                         training_dir=result.metrics_dir).read_text()
-    d = result.report
-    assert "## Distilled from" in text
+    for step in ("finetune_teacher", "distill", "evaluate_teacher", "evaluate_student",
+                 "model_card"):
+        assert f"] {step}" in done.stdout
+    record = read_metrics(tmp_path / "distill" / "metrics")
+    d = record["details"]["distillation"]
+    assert record["config"]["student_layers"] == [1] and d["student"]["layers"] == 1
+    teacher_eval = read_metrics(tmp_path / "evaluate_teacher" / "evaluation_result")
+    student_eval = read_metrics(tmp_path / "evaluate_student" / "evaluation_result")
+    # the report scores both models on the same 102 test rows as the evaluate steps
+    assert d["examples"] == teacher_eval["n_examples"] == 102
+    assert d["teacher"]["metric"] == pytest.approx(teacher_eval["metrics"]["accuracy"])
+    assert d["student"]["metric"] == pytest.approx(student_eval["metrics"]["accuracy"])
+    card = (tmp_path / "model_card" / "model_card" / "README.md").read_text()
+    assert "## Distilled from" in card
     assert (f"| Parameters | {d['teacher']['parameters']:,} | {d['student']['parameters']:,} |"
-            in text)
-    assert f"| {d['teacher']['metric']:.4f} | {d['student']['metric']:.4f} |" in text
-    assert f"evaluates {d['speed_ratio']:.2f}× as fast" in text
-    assert f"layers {', '.join(map(str, d['student']['layers_from_teacher']))}," in text
-    assert "4 unlabelled transfer rows" in text
-    assert "Distilled from `" in text and "Fine-tuned from" not in text
+            in card)
+    assert f"| {d['teacher']['metric']:.4f} | {d['student']['metric']:.4f} |" in card
+    assert f"evaluates {d['speed_ratio']:.2f}× as fast" in card
+    assert "initialised from the teacher's embeddings, task head and layers 1," in card
+    assert "Distilled from `" in card and "Fine-tuned from" not in card
+    # the student serves under azmlinfsrv with the catalog's scoring script and request format
+    with serve(SCORE_SCRIPT, tmp_path / "distill" / "mlflow_model_folder") as server:
+        status, body = server.invoke({"inputs": {"input_string": [JOY, FEAR]},
+                                      "parameters": {"top_k": 2}})
+    assert status == 200, body
+    assert [len(answer) for answer in body] == [2, 2]
+    assert {a["label"] for answer in body for a in answer} <= set(EMOTION_LABELS.split(","))
