@@ -27,7 +27,6 @@ import dataclasses
 import logging
 import re
 import statistics
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +42,7 @@ from .arguments import (DistillArgs, DistillDataArgs, TaskArguments, TeacherArgs
 from .data import Data, load_data, load_split
 from .errors import CatalogError
 from .hardware import cpu_description
+from .evaluation import timed_evaluations
 from .inference import load_predictor
 from .metrics_file import FILENAME as METRICS_FILE, write_metrics
 from .mlflow_model import save_mlflow_model
@@ -225,13 +225,15 @@ class DistillationTrainer(CatalogTrainer):
         forward = {k: v for k, v in inputs.items() if k not in self.task.label_keys}
         cosine = self.weights["alpha_cos"] > 0
         outputs = model(**forward, output_hidden_states=cosine)
+        student = self.task.distill_outputs(outputs)
         teacher_out = None
-        if cosine or not teacher:
+        if cosine or (not teacher and self.weights["alpha_ce"] > 0):
             with torch.no_grad():
                 teacher_out = self.teacher(**forward, output_hidden_states=cosine)
             teacher = teacher or self.task.distill_outputs(teacher_out)
-        losses = self.task.distill_losses(teacher, self.task.distill_outputs(outputs), inputs,
-                                          labelled, self.temperature)
+        elif not teacher:  # no soft-target term: the teacher need not run
+            teacher = {name: value.detach() for name, value in student.items()}
+        losses = self.task.distill_losses(teacher, student, inputs, labelled, self.temperature)
         loss = self.weights["alpha_ce"] * losses["soft"] + \
             self.weights["alpha_task"] * losses["task"]
         if cosine:
@@ -352,7 +354,7 @@ def distill(task_name: str, teacher_args: TeacherArgs, data: DistillDataArgs,
     eval_features = (task.train_features(validation, tokenizer, task_args.max_seq_length,
                                          labels, settings) if validation is not None else None)
     collator = task.collator(tokenizer, settings)
-    cached = task.distill_inputs_fixed and weights["alpha_cos"] == 0
+    cached = task.distill_inputs_fixed and weights["alpha_cos"] == 0 and weights["alpha_ce"] > 0
     started = time.monotonic()
     cache = teacher_outputs(task, teacher, train_features, collator,
                             training.per_device_eval_batch_size) if cached else None
@@ -439,25 +441,17 @@ def compare(task, teacher_dir, student_dir, test: Data, settings: Mapping[str, A
     request = task.example_request()
     rows = [dict(zip(request, values)) for values in zip(*request.values())]
     params = task.parse_params({})
-    seconds = {name: [] for name in predictors}
-    latency = {name: [] for name in predictors}
-    quality: dict[str, dict] = {}
     for predictor in predictors.values():  # first-call costs out of the timings
         predictor.predict(rows, params)
-    with tempfile.TemporaryDirectory() as tmp:
-        for round_ in range(rounds):
-            for name, predictor in predictors.items():
-                out = Path(tmp, f"{name}-{round_}")
-                out.mkdir()
+    seconds, first = timed_evaluations(task, predictors, test, settings, rounds)
+    quality = {name: {k: float(v) for k, v in r.metrics.items()} for name, r in first.items()}
+    latency: dict[str, list[float]] = {name: [] for name in predictors}
+    for _ in range(rounds):
+        for name, predictor in predictors.items():
+            for row in rows:
                 started = time.perf_counter()
-                result = task.evaluate(predictor, test, out, settings)
-                seconds[name].append(time.perf_counter() - started)
-                for row in rows:
-                    started = time.perf_counter()
-                    predictor.predict([row], params)
-                    latency[name].append(time.perf_counter() - started)
-                if round_ == 0:
-                    quality[name] = {k: float(v) for k, v in result.metrics.items()}
+                predictor.predict([row], params)
+                latency[name].append(time.perf_counter() - started)
     report = sizes(predictors["teacher"].model, teacher_dir, predictors["student"].model,
                    student_dir)
     metric = task.quality_metric

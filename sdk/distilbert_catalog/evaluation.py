@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import tempfile
+import time
 from pathlib import Path
+from typing import Any, Mapping
 
 import mlflow
 
@@ -45,6 +48,25 @@ def evaluation_data(task, data: EvaluateDataArgs, task_args: TaskArguments
     before any model is loaded; the evaluation and the quality gate both start here."""
     test = load_split(data.test_data, data, data.test_split)
     return task_args.settings(), task.prepare_data(test, task_args.keys, task_args.labels)
+
+
+def timed_evaluations(task, predictors: Mapping[str, object], data, settings: Mapping[str, Any],
+                      rounds: int) -> tuple[dict[str, list[float]], dict[str, EvalResult]]:
+    """Evaluate ``data`` with every predictor once per round, in turn (interleaved, so load that
+    changes between rounds touches all alike); return each one's seconds per round and its
+    first round's result (later rounds only time the same answers again)."""
+    seconds: dict[str, list[float]] = {name: [] for name in predictors}
+    first: dict[str, EvalResult] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for round_ in range(rounds):
+            for name, predictor in predictors.items():
+                out = Path(tmp, f"{name}-{round_}")
+                out.mkdir()
+                started = time.perf_counter()
+                result = task.evaluate(predictor, data, out, settings)
+                seconds[name].append(time.perf_counter() - started)
+                first.setdefault(name, result)
+    return seconds, first
 
 
 def evaluate(task_name: str, model: ModelArgs, data: EvaluateDataArgs, task_args: TaskArguments,

@@ -22,7 +22,6 @@ import json
 import shutil
 import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -32,7 +31,7 @@ from .backends import (AUTO, BACKENDS, EXACT, GATE_FILE, ONNX_DIR, ONNX_FILES, R
                        copy_onnx_files, export_onnx, resolve_backend, unavailable)
 from .defaults import INFERENCE_BATCH_SIZE
 from .errors import CatalogError
-from .evaluation import evaluation_data
+from .evaluation import evaluation_data, timed_evaluations
 from .hardware import cpu_description, describe
 from .inference import Predictor
 from .metrics_file import read_metrics, write_metrics
@@ -73,20 +72,10 @@ def run_gate(model_dir: str | Path, task, data, settings: Mapping[str, Any], *,
         export_onnx(load(), onnx_dir, int8="onnx-int8" in names)
     predictors = {name: Predictor(load(), tokenizer, task, backend=name, batch_size=batch_size,
                                   onnx_dir=onnx_dir) for name in names}
-    seconds: dict[str, list[float]] = {name: [] for name in names}
-    quality: dict[str, float] = {}
-    answers: dict[str, list] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for round_ in range(rounds):
-            for name, predictor in predictors.items():
-                out = Path(tmp, f"{name}-{round_}")
-                out.mkdir()
-                started = time.perf_counter()
-                result = task.evaluate(predictor, data, out, settings)
-                seconds[name].append(time.perf_counter() - started)
-                if round_ == 0:  # later rounds only time the same answers again
-                    quality[name] = float(result.metrics[task.quality_metric])
-                    answers[name] = [[row[f] for f in task.answer_fields] for row in result.rows]
+    seconds, first = timed_evaluations(task, predictors, data, settings, rounds)
+    quality = {name: float(r.metrics[task.quality_metric]) for name, r in first.items()}
+    answers = {name: [[row[f] for f in task.answer_fields] for row in r.rows]
+               for name, r in first.items()}
     reference_time = statistics.median(seconds[REFERENCE])
     rows = []
     for name in names:
