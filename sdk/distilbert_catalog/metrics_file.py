@@ -1,7 +1,7 @@
 """The one ``metrics.json`` schema shared by every task, stage and model card.
 
 ```
-{"schema_version": 1, "task": str, "stage": "evaluation" | "finetune", "model": str,
+{"schema_version": 1, "task": str, "stage": "evaluation" | "finetune" | "distillation", "model": str,
  "dataset": str, "split": str, "n_examples": int,
  "metrics": {name: number},            # headline numbers, flat
  "details": {...},                     # task-specific: per_class / per_type / thresholds
