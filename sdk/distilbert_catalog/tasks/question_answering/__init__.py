@@ -29,7 +29,7 @@ from ...errors import BadRequest, DataError
 from ...backends import to_numpy
 from ..base import EvalResult, Param, Task, cross_entropy, positive, soft_target_loss
 from . import engine, mlqa, squad
-from .arguments import DEFAULTS, QAEvaluationArgs, QuestionAnsweringArgs
+from .arguments import DEFAULTS, QADecisionArgs, QAEvaluationArgs, QuestionAnsweringArgs
 
 ID, TITLE, CONTEXT, QUESTION, ANSWERS = "id", "title", "context", "question", "answers"
 PLOT = "f1_vs_no_answer_threshold.png"
@@ -273,6 +273,7 @@ class QuestionAnswering(Task):
 
     # --- distillation (HF's SQuAD distillation: KL on start and end logits per window) -----
     label_keys = ("start_positions", "end_positions")
+    distill_args = QADecisionArgs
 
     def prepare_unlabelled(self, data: Data, keys: Mapping[str, Any],
                            labels: list[str] | None) -> Data:

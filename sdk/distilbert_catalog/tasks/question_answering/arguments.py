@@ -67,19 +67,26 @@ class QuestionAnsweringArgs(TaskArguments):
 
 
 @dataclass
-class QAEvaluationArgs(QuestionAnsweringArgs):
-    """The question-answering columns and windowing, plus what only evaluation needs."""
+class QADecisionArgs(QuestionAnsweringArgs):
+    """The question-answering columns and windowing, plus how an answer is decided: what the
+    distill component's teacher-vs-student report scores with, as evaluation does."""
 
-    predictions_file: Optional[str] = arg(
-        None, "Score these predictions instead of running a model: jsonl rows {id, "
-        "prediction_text, no_answer_probability (optional)} or the official SQuAD JSON "
-        "{id: answer text}. \"\" means no answer.", "uri_file")
     handle_impossible_answer: bool = arg(
         True, "Allow the empty (no answer) prediction, as SQuAD v2 needs; set false for SQuAD "
         "v1-style data where every question has an answer.")
     null_score_threshold: float = arg(
         0.0, "Predict no answer when null_score > best_span_score + null_score_threshold; "
         "positive values make no-answer rarer.")
+
+
+@dataclass
+class QAEvaluationArgs(QADecisionArgs):
+    """The question-answering columns, windowing and decision, plus what only evaluation needs."""
+
+    predictions_file: Optional[str] = arg(
+        None, "Score these predictions instead of running a model: jsonl rows {id, "
+        "prediction_text, no_answer_probability (optional)} or the official SQuAD JSON "
+        "{id: answer text}. \"\" means no answer.", "uri_file")
     language: str = arg(
         "en", "Language code of the answers (en, es, de, ar, zh, ja, hi, vi, ...). Other than "
         "en, the metrics add mlqa_exact and mlqa_f1: MLQA-style scoring with the language's "
