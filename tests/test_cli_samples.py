@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 CLI = Path(__file__).resolve().parents[1] / "cli"
+SAMPLES = CLI.parent / "sdk" / "distilbert_catalog" / "samples"
 AZ_SCRIPTS = sorted(CLI.glob("*.sh"))
 TWINS = sorted((CLI / "local").glob("*.sh"))
 
@@ -109,17 +110,39 @@ def test_emotion_twin_runs_the_pipeline_yaml_end_to_end_on_two_processes(tiny_mo
     assert len(runs) == 2
 
 
-@pytest.mark.parametrize("name, env, output", [
+def ner_checks(outputs: dict, record: dict, card: str) -> None:
+    assert set(outputs) == {"model_card", "mlflow_model", "evaluation_result"}
+    assert record["task"] == "token-classification"
+    assert record["n_examples"] == len((SAMPLES / "conll2003" / "test.jsonl").read_text()
+                                       .splitlines())
+    assert f"| Entity F1 | {record['metrics']['f1']:.4f} |" in card
+
+
+def qa_checks(outputs: dict, record: dict, card: str) -> None:
+    """fine-tune (quantisation-aware) -> gate -> evaluate -> card, the overrides honoured."""
+    assert set(outputs) == {"model_card", "mlflow_model", "evaluation_result"}
+    assert (Path(outputs["mlflow_model"]) / "MLmodel").exists()
+    assert record["task"] == "question-answering" and record["n_examples"] == 84
+    assert record["config"]["max_seq_length"] == 128 and record["config"]["doc_stride"] == 32
+    assert "| Max sequence length | 128 |" in card and "| Questions | 84 | 64 | 20 |" in card
+    finetune = Path(outputs["mlflow_model"]).parent.parent / "finetune" / "metrics"
+    assert json.loads((finetune / "metrics.json").read_text())["config"]["quantization_aware"]
+
+
+@pytest.mark.parametrize("name, env, checks", [
     # a tenth of an epoch of the 1,848 NER / 1,204 QA training rows: the tiny model is mechanics
-    ("named-entity-recognition.sh", {"EPOCHS": "0.1"}, "evaluation_result"),
-    ("extractive-qa.sh", {"EPOCHS": "0.1", "MAX_SEQ_LENGTH": "128", "DOC_STRIDE": "32"},
-     "evaluation_result"),
-    ("evaluate-model-question-answering.sh", {"MAX_SEQ_LENGTH": "128", "DOC_STRIDE": "32"},
-     "evaluation_result"),
-    ("evaluate-model-fill-mask.sh", {"PSEUDO_PERPLEXITY_SAMPLES": "4"}, "evaluation_result"),
+    ("named-entity-recognition.sh", {"EPOCHS": "0.1"}, ner_checks),
+    ("extractive-qa.sh", {"EPOCHS": "0.1", "MAX_SEQ_LENGTH": "128", "DOC_STRIDE": "32",
+                          "QUANTIZATION_AWARE": "true"}, qa_checks),
+    ("evaluate-model-question-answering.sh", {"MAX_SEQ_LENGTH": "128", "DOC_STRIDE": "32"}, None),
+    ("evaluate-model-fill-mask.sh", {"PSEUDO_PERPLEXITY_SAMPLES": "4"}, None),
 ])
-def test_local_pipeline_twins_run(name, env, output, tiny_model, tmp_path):
+def test_local_pipeline_twins_run(name, env, checks, tiny_model, tmp_path):
+    """Each twin's pipeline with its knobs; the NER and QA twins are also the suite's runs of
+    their pipelines' YAML end to end (each step a fresh process)."""
     outputs = twin_outputs(run_twin(name, tmp_path, tiny_model, **env))
-    metrics = json.loads((Path(outputs[output]) / "metrics.json").read_text())
-    assert metrics["stage"] == "evaluation" and metrics["metrics"]
-    assert (Path(outputs["model_card"]) / "README.md").is_file()
+    record = json.loads((Path(outputs["evaluation_result"]) / "metrics.json").read_text())
+    assert record["stage"] == "evaluation" and record["metrics"]
+    card = (Path(outputs["model_card"]) / "README.md").read_text()
+    if checks:
+        checks(outputs, record, card)

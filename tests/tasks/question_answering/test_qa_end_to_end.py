@@ -223,27 +223,7 @@ def test_full_finetune_answers_the_seed_request(qa_model):
         (11, 15, "John"), (30, 39, "Hyderabad")]
 
 
-def test_extractive_qa_pipeline_runs_locally_with_overrides(tiny_model, tmp_path):
-    """fine-tune (quantisation-aware) → gate → evaluate → card through the local runner, each
-    step a fresh process (a tiny model: mechanics only)."""
-    from distilbert_catalog.metrics_file import read_metrics
-    from distilbert_catalog.runner.pipeline import run_pipeline
-    from distilbert_catalog.tracking import child_env
-
-    result = run_pipeline(REPO / "pipelines" / "extractive-qa.yaml",
-                          inputs={"model_name": str(tiny_model), "num_train_epochs": 0.1,
-                                  "max_seq_length": 128, "doc_stride": 32,
-                                  "quantization_aware": True},
-                          output_dir=tmp_path / "run", progress=None,
-                          env=child_env(tmp_path / "mlruns"))
-    assert set(result["outputs"]) == {"model_card", "mlflow_model", "evaluation_result"}
-    assert (Path(result["outputs"]["mlflow_model"]) / "MLmodel").exists()
-    record = read_metrics(result["outputs"]["evaluation_result"])
-    assert record["task"] == "question-answering" and record["n_examples"] == 84
-    assert record["config"]["max_seq_length"] == 128 and record["config"]["doc_stride"] == 32
-    card = (Path(result["outputs"]["model_card"]) / "README.md").read_text()
-    assert "| Max sequence length | 128 |" in card and "| Questions | 84 | 64 | 20 |" in card
-    assert read_metrics(tmp_path / "run" / "finetune" / "metrics")["config"]["quantization_aware"]
+# (the pipeline's YAML end to end: tests/test_cli_samples.py runs it as its local twin)
 
 
 def test_readme_pipeline_command_runs_the_verified_recipe():

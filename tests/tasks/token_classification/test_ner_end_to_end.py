@@ -184,19 +184,6 @@ def test_pipeline_yaml_ships_the_tested_recipe():
     assert finetune["label_names"] == LABELS
 
 
-def test_ner_pipeline_runs_locally(tiny_model, tmp_path):
-    """fine-tune → evaluate → card through the local runner (a tiny model: mechanics only)."""
-    from distilbert_catalog.metrics_file import read_metrics
-    from distilbert_catalog.runner.pipeline import run_pipeline
-    from distilbert_catalog.tracking import child_env
+# (the pipeline's YAML end to end: tests/test_cli_samples.py runs it as its local twin)
 
-    result = run_pipeline(PIPELINE, inputs={"model_name": str(tiny_model),
-                                            "num_train_epochs": 0.2, "learning_rate": 1e-3},
-                          output_dir=tmp_path / "run", progress=None,
-                          env=child_env(tmp_path / "mlruns"))
-    assert set(result["outputs"]) == {"model_card", "mlflow_model", "evaluation_result"}
-    record = read_metrics(result["outputs"]["evaluation_result"])
-    assert record["task"] == "token-classification"
-    assert record["n_examples"] == sum(1 for _ in (CONLL / "test.jsonl").open())
-    card = (Path(result["outputs"]["model_card"]) / "README.md").read_text()
-    assert f"| Entity F1 | {record['metrics']['f1']:.4f} |" in card
+
