@@ -276,6 +276,15 @@ class Task(ABC):
         marks these rows unlabelled, so a placeholder never reaches a loss."""
         raise CatalogError(f"{self.name} takes no unlabelled transfer data")
 
+    @staticmethod
+    def with_placeholder_labels(data: Data, column: str, placeholders: list) -> Data:
+        """``data`` with ``column`` (whatever it held) replaced by ``placeholders``, one per row:
+        what :meth:`prepare_unlabelled` gives rows whose labels the teacher provides."""
+        if column in data.dataset.column_names:
+            data.dataset = data.dataset.remove_columns(column)
+        data.dataset = data.dataset.add_column(column, placeholders)
+        return data
+
     def distill_outputs(self, outputs) -> dict[str, Any]:
         """The output tensors of a forward pass the student learns to match, by name, each with
         the batch first (and the sequence second, when it has one): cached for the teacher."""

@@ -98,10 +98,7 @@ class SequenceClassification(LabelledTask):
     def prepare_unlabelled(self, data: Data, keys: Mapping[str, str], labels: list[str] | None
                            ) -> Data:
         data = self.prepare_data(data, keys, labels, require_labels=False)
-        if LABEL in data.dataset.column_names:
-            data.dataset = data.dataset.remove_columns(LABEL)
-        data.dataset = data.dataset.add_column(LABEL, [0] * len(data))
-        return data
+        return self.with_placeholder_labels(data, LABEL, [0] * len(data))
 
     def distill_losses(self, teacher, student, batch, labelled, temperature):
         """Soft targets over the labels of every row; cross-entropy on the labelled rows."""

@@ -201,11 +201,8 @@ class TokenClassification(LabelledTask):
     def prepare_unlabelled(self, data: Data, keys: Mapping[str, str], labels: list[str] | None
                            ) -> Data:
         data = self.prepare_data(data, keys, labels, require_labels=False)
-        if TAGS in data.dataset.column_names:
-            data.dataset = data.dataset.remove_columns(TAGS)
-        data.dataset = data.dataset.add_column(TAGS, [[0] * len(words)
-                                                      for words in data.dataset[TOKENS]])
-        return data
+        return self.with_placeholder_labels(data, TAGS, [[0] * len(words)
+                                                         for words in data.dataset[TOKENS]])
 
     def distill_losses(self, teacher, student, batch, labelled, temperature):
         """Soft targets on the label-bearing tokens (each word's first sub-token, the ones
