@@ -89,21 +89,8 @@ def emotion_dir() -> Path:
 SPREAD = {"test_notebooks.py", "test_cli_samples.py", "test_cpu_kinds.py"}
 
 
-#: the longest files, scheduled first so no worker is left finishing one alone at the end
-#: (longest-processing-time-first; each file keeps its own order, so module fixtures stay built)
-LONGEST_FIRST = ("tests/tasks/text_pair_classification/test_text_pair_end_to_end.py",
-                 "tests/test_notebooks.py", "tests/test_cli_samples.py", "tests/test_ddp.py",
-                 "tests/test_distillation.py", "tests/serving/test_batch.py",
-                 "tests/tasks/question_answering/test_qa_end_to_end.py", "tests/test_cpu_kinds.py")
-
-
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook turns groups into node ids
 def pytest_collection_modifyitems(config, items):
-    def rank(item) -> int:
-        path = item.path.relative_to(config.rootpath).as_posix()
-        return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
-
-    items.sort(key=rank)  # stable: every file's tests stay together and in order
     for item in items:
         if item.path.name not in SPREAD:
             item.add_marker(pytest.mark.xdist_group(str(item.path.relative_to(config.rootpath))))
