@@ -1,9 +1,9 @@
 """DistilBERT plugin for an Azure ML-style model catalog.
 
-Notebook entry points: :func:`finetune`, :func:`distill`, :func:`evaluate`, :func:`gate`, :func:`load_model`,
-:func:`model_card`, :func:`model_page`, :func:`package_model`, :func:`pipeline_job`
-(azure-ai-ml), :func:`run_pipeline` (local) and :func:`workspace` (the notebooks' runner, local
-or Azure ML).
+Notebook entry points: :func:`finetune`, :func:`distill`, :func:`evaluate`, :func:`gate`,
+:func:`load_model`, :func:`model_card`, :func:`model_page`, :func:`package_model`,
+:func:`pipeline_job` (azure-ai-ml), :func:`run_pipeline` (local) and :func:`workspace` (the
+notebooks' runner, local or Azure ML).
 
 The SDK functions load on first use (PEP 562): a process that needs one module (a component
 step, the scoring script, ``distilbert-catalog pretrained``) does not import all of them first.

@@ -82,6 +82,13 @@ def cpu_model() -> str:
     return f"{name} (simulated: {os.environ[FLAGS_ENV]})" if simulated() else name
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def cpu_description() -> dict[str, Any]:
     """Where a measurement ran: CPU model, ISA features, cores, runtimes and thread count.
 
@@ -95,8 +102,7 @@ def cpu_description() -> dict[str, Any]:
         ort_version = onnxruntime.__version__
     except ImportError:
         ort_version = None
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"model": cpu_model(), "isa": isa_features(), "cores": cores,
+    return {"model": cpu_model(), "isa": isa_features(), "cores": usable_cores(),
             "torch": torch.__version__, "onnxruntime": ort_version,
             "threads": torch.get_num_threads()}
 

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .hardware import cpu_description, cpu_flags, cpu_kind
+from .hardware import cpu_description, cpu_flags, cpu_kind, usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -155,9 +155,8 @@ def machine_busy() -> str | None:
         load = os.getloadavg()[0]
     except OSError:
         return None
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"the machine was busy (load {load:.1f} on {cores} cores)" if load > (cores or 1) \
-        else None
+    cores = usable_cores()
+    return f"the machine was busy (load {load:.1f} on {cores} cores)" if load > cores else None
 
 
 def _synchronize(device) -> None:
