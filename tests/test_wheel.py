@@ -56,6 +56,7 @@ def test_installed_wheel_runs_a_catalog_pipeline_outside_the_checkout(tiny_model
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env['PATH']}"
+    env["DISTILBERT_CATALOG_FRESH_STEPS"] = "1"  # each step a fresh interpreter, as on Azure ML
     script = (
         "import json, distilbert_catalog as dc\n"
         "run = dc.run_pipeline('fill-mask-evaluation', output_dir='out', "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 from pathlib import Path
 
@@ -31,6 +32,8 @@ STEP_SCRIPT = textwrap.dedent("""\
         sys.exit("step asked to fail")
     with open(os.path.join(args.out, "record.json"), "w") as f:
         json.dump({"tag": args.tag, "n": args.n, "a": seen(args.a), "b": seen(args.b)}, f)
+    with open(os.path.join(args.out, "parent.pid"), "w") as f:
+        f.write(str(os.getppid()))
     """)
 
 STEP_COMPONENT = """\
@@ -261,6 +264,19 @@ def test_three_steps_run_in_dependency_order_and_wire_outputs(project, tmp_path)
     assert prep == {"tag": "prep", "n": 1, "a": ["raw.txt"], "b": None}  # relative path: pipeline folder
     assert train == {"tag": "base", "n": 2, "a": prep, "b": None}
     assert evaluate == {"tag": "eval", "n": 1, "a": train, "b": prep}
+
+
+@pytest.mark.parametrize("fresh", ["0", "1"])
+def test_steps_fork_from_one_warm_interpreter_unless_turned_off(project, tmp_path, monkeypatch, fresh):
+    """Warm starts (runner/warm.py): every step of a run is forked from one warm interpreter, not
+    started by the runner; DISTILBERT_CATALOG_FRESH_STEPS=1 starts each one fresh."""
+    monkeypatch.setenv("DISTILBERT_CATALOG_FRESH_STEPS", fresh)
+    result = run_pipeline(project / "three.yaml", output_dir=tmp_path / "runs", progress=None)
+    parents = {int((out["out"] / "parent.pid").read_text()) for out in result["steps"].values()}
+    if fresh == "1":
+        assert parents == {os.getpid()}
+    else:
+        assert len(parents) == 1 and os.getpid() not in parents
 
 
 def test_plan_orders_without_running(project):

@@ -28,6 +28,7 @@ import yaml
 from distilbert_catalog.errors import CatalogError
 from distilbert_catalog.runner.distributed import Distribution, DistributionError, run_distributed
 from distilbert_catalog.runner.process import stop
+from distilbert_catalog.runner.warm import WarmStarter
 
 __all__ = [
     "RunnerError",
@@ -416,6 +417,7 @@ def run_component(
     *,
     stream: TextIO | None = None,
     distribution: Mapping[str, Any] | None = None,
+    warm: WarmStarter | None = None,
 ) -> dict[str, Path]:
     """Run one command component and return ``{output_name: path}``.
 
@@ -428,7 +430,9 @@ def run_component(
     A component with ``distribution: {type: pytorch}`` runs on ``process_count_per_instance`` x
     ``resources.instance_count`` local processes (``distribution`` overrides either, e.g. a
     pipeline step's values or ``--process-count``), with the environment variables Azure ML sets
-    (:mod:`distilbert_catalog.runner.distributed`); one process runs the command directly.
+    (:mod:`distilbert_catalog.runner.distributed`); one process runs the command directly, forked
+    from ``warm``'s warm interpreter where that is the same as a fresh one
+    (:mod:`distilbert_catalog.runner.warm`).
     """
     spec = spec_path if isinstance(spec_path, Mapping) else load_spec(spec_path)
     if "_base_dir" not in spec:
@@ -463,7 +467,8 @@ def run_component(
             raise ComponentRunError(f"{message}\n  command: {shlex.join(argv)}\n  cwd: {cwd}",
                                     component=name, returncode=returncode, output_tail=message)
         return paths
-    returncode, tail = _run_streaming(argv, cwd=cwd, env=child_env, stream=stream or sys.stdout)
+    returncode, tail = _run_streaming(argv, cwd=cwd, env=child_env, stream=stream or sys.stdout,
+                                      warm=warm)
     if returncode != 0:
         raise ComponentRunError(
             f"component '{name}' failed with exit code {returncode}\n  command: {shlex.join(argv)}\n"
@@ -475,11 +480,13 @@ def run_component(
     return paths
 
 
-def _run_streaming(argv: list[str], *, cwd: Path, env: dict, stream: TextIO) -> tuple[int, str]:
+def _run_streaming(argv: list[str], *, cwd: Path, env: dict, stream: TextIO,
+                   warm: WarmStarter | None = None) -> tuple[int, str]:
     """Run ``argv``, copy its combined output to ``stream`` as it arrives, keep the last lines."""
+    proc = warm.start(argv, cwd=cwd, env=env) if warm is not None else None
     try:
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+        proc = proc or subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     except OSError as exc:
         raise RunnerError(f"cannot start {argv[0]!r}: {exc}") from exc
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")

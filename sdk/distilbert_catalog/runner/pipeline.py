@@ -36,6 +36,7 @@ from distilbert_catalog.runner.component import (
     normalize_spec,
     run_component,
 )
+from distilbert_catalog.runner.warm import WarmStarter
 
 __all__ = ["PipelineRunError", "load_pipeline", "plan_pipeline", "run_pipeline"]
 
@@ -363,38 +364,39 @@ def run_pipeline(
     skipped: list[str] = []
     order = plan["order"]
     total = len(order)
-    for index, step in enumerate(order, start=1):
-        info = plan["steps"][step]
-        prefix = f"[{index}/{total}] {step}"
-        blocked = sorted(d for d in info["deps"] if d in failed or d in skipped)
-        if blocked:
-            skipped.append(step)
-            say(f"{prefix}: skipped (upstream step failed: {', '.join(blocked)})")
-            continue
-        values = dict(info["inputs"])
-        for key, (src, out) in info["refs"].items():
-            values[key] = result["steps"][src][out]
-        step_env = {**info["env"], **(env or {})}
-        say(f"{prefix}: running {_component_name(info['spec'])} ...")
-        started = time.monotonic()
-        try:
-            scale = dict(info["distribution"])
-            if info["spec"].get("distribution"):  # an override scales only distributed steps
-                scale.update({k: v for k, v in (distribution or {}).items() if v is not None})
-            outputs = run_component(info["spec"], values, root / step, env=step_env,
-                                    distribution=scale)
-        except (ComponentRunError, RunnerError) as exc:
-            elapsed = time.monotonic() - started
-            say(f"{prefix}: failed after {elapsed:.1f}s")
-            if not keep_going:
-                raise PipelineRunError(f"pipeline step '{step}' failed: {exc}", result=result,
-                                       failed=[step], skipped=[s for s in order[index:]]) from exc
-            failed.append(step)
-            continue
-        say(f"{prefix}: done in {time.monotonic() - started:.1f}s")
-        result["steps"][step] = outputs
-        for out, target in info["bound_outputs"].items():
-            result["outputs"][target] = outputs[out]
+    with WarmStarter() as warm:  # the steps fork from one warm interpreter (runner/warm.py)
+        for index, step in enumerate(order, start=1):
+            info = plan["steps"][step]
+            prefix = f"[{index}/{total}] {step}"
+            blocked = sorted(d for d in info["deps"] if d in failed or d in skipped)
+            if blocked:
+                skipped.append(step)
+                say(f"{prefix}: skipped (upstream step failed: {', '.join(blocked)})")
+                continue
+            values = dict(info["inputs"])
+            for key, (src, out) in info["refs"].items():
+                values[key] = result["steps"][src][out]
+            step_env = {**info["env"], **(env or {})}
+            say(f"{prefix}: running {_component_name(info['spec'])} ...")
+            started = time.monotonic()
+            try:
+                scale = dict(info["distribution"])
+                if info["spec"].get("distribution"):  # an override scales only distributed steps
+                    scale.update({k: v for k, v in (distribution or {}).items() if v is not None})
+                outputs = run_component(info["spec"], values, root / step, env=step_env,
+                                        distribution=scale, warm=warm)
+            except (ComponentRunError, RunnerError) as exc:
+                elapsed = time.monotonic() - started
+                say(f"{prefix}: failed after {elapsed:.1f}s")
+                if not keep_going:
+                    raise PipelineRunError(f"pipeline step '{step}' failed: {exc}", result=result,
+                                           failed=[step], skipped=[s for s in order[index:]]) from exc
+                failed.append(step)
+                continue
+            say(f"{prefix}: done in {time.monotonic() - started:.1f}s")
+            result["steps"][step] = outputs
+            for out, target in info["bound_outputs"].items():
+                result["outputs"][target] = outputs[out]
 
     if failed:
         raise PipelineRunError(
