@@ -85,15 +85,31 @@ def emotion_dir() -> Path:
 
 #: files whose tests share nothing costly but session fixtures (each runs a notebook, a CLI sample,
 #: or a child pytest): pytest-xdist spreads them test by test over its workers; every other file
-#: is one group on one worker, so its module fixtures and servers are built once
+#: is one unit on one worker, so its module fixtures and servers are built once
 SPREAD = {"test_notebooks.py", "test_cli_samples.py", "test_cpu_kinds.py"}
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook turns groups into node ids
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if item.path.name not in SPREAD:
-            item.add_marker(pytest.mark.xdist_group(str(item.path.relative_to(config.rootpath))))
+def pytest_collection_modifyitems(items):
+    """The SPREAD files' tests first (stable otherwise): they are the longest units (20-50 s
+    each), and the many short files after them even out the workers' ends."""
+    items.sort(key=lambda item: item.path.name not in SPREAD)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Each file is one unit of work except the SPREAD files, whose tests are one unit each.
+
+    (Not ``xdist_group`` marks with ``--dist loadgroup``: pytest-xdist 3.8 applies the group by
+    rewriting ``item._nodeid``, which pytest 9 no longer reads, so every test became its own unit
+    and both workers built the same module fixtures: measured, the text-pair file's fine-tunes
+    ran on both.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return nodeid if Path(path).name in SPREAD else path
+
+    return FileScheduling(config, log)
 
 
 def built_once(tmp_path_factory, name: str, build):

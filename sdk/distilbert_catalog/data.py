@@ -11,11 +11,12 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
-
-import datasets
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from .errors import CatalogError, DataError
+
+if TYPE_CHECKING:  # datasets loads on first use: a scoring process never needs it
+    import datasets
 
 FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 SPLIT_ALIASES = {
@@ -85,6 +86,8 @@ def _load_file(path: Path) -> datasets.Dataset:
     if builder is None:
         raise DataError(f"unsupported file type '{path.suffix}'; use one of {sorted(FORMATS)}",
                         source=str(path))
+    import datasets
+
     try:
         return datasets.load_dataset(builder, data_files=str(path), split="train")
     except Exception as exc:  # noqa: BLE001 - any parse failure is a data error for the user
@@ -93,6 +96,8 @@ def _load_file(path: Path) -> datasets.Dataset:
 
 def _concatenate(parts: list[datasets.Dataset], files: list[Path]) -> datasets.Dataset:
     """Concatenate files of one dataset, aligning column types (csv strings vs json strings)."""
+    import datasets
+
     features = parts[0].features
     aligned = [parts[0]]
     for part, file in zip(parts[1:], files[1:]):
@@ -126,6 +131,8 @@ def load_data(source: str | Path, *, split: str | None = None, config: str | Non
             start += len(part)
         dataset = parts[0] if len(parts) == 1 else _concatenate(parts, files)
     else:
+        import datasets
+
         try:
             dataset = datasets.load_dataset(str(source), config, split=split or "train")
         except Exception as exc:  # noqa: BLE001

@@ -60,6 +60,8 @@ class WarmStarter:
     def __init__(self) -> None:
         self._server: subprocess.Popen | None = None
         self._socket: socket.socket | None = None
+        self._lines: _Lines | None = None
+        self._child: WarmChild | None = None
         self._env: dict[str, str] | None = None
         self._broken = os.environ.get(OFF_SWITCH, "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -83,11 +85,13 @@ class WarmStarter:
         the step must run in a fresh process instead."""
         if not self.eligible(argv, env) or not self._ready(env):
             return None
+        if self._child is not None:
+            self._child.wait()  # the warm interpreter runs one step at a time
         read_end, write_end = os.pipe()
         try:
             request = json.dumps({"argv": argv, "cwd": str(cwd)}).encode() + b"\n"
             socket.send_fds(self._socket, [request], [write_end])
-            reply = _receive(self._socket)
+            reply = self._lines.receive()
         except OSError:
             reply = None
         finally:
@@ -97,7 +101,8 @@ class WarmStarter:
             if not (reply and reply.get("fresh")):
                 self._give_up()
             return None
-        return WarmChild(reply["pid"], read_end, self._socket)
+        self._child = WarmChild(reply["pid"], read_end, self._lines)
+        return self._child
 
     def _ready(self, env: dict[str, str]) -> bool:
         if self._server is not None:
@@ -114,13 +119,11 @@ class WarmStarter:
             return False
         finally:
             theirs.close()
-        self._socket = ours
-        ours.settimeout(READY_TIMEOUT_S)
+        self._socket, self._lines = ours, _Lines(ours)
         try:
-            ready = _receive(ours)
-        except OSError:
+            ready = self._lines.receive(READY_TIMEOUT_S)
+        except OSError:  # TimeoutError included
             ready = None
-        ours.settimeout(None)
         if not ready or not ready.get("ready"):
             self._give_up()
             return False
@@ -147,7 +150,7 @@ class WarmChild:
     """A forked step: its output pipe (``stdout``, a binary file object), ``pid``, and ``wait`` /
     ``terminate`` / ``kill`` as on :class:`subprocess.Popen`."""
 
-    def __init__(self, pid: int, read_end: int, channel: socket.socket) -> None:
+    def __init__(self, pid: int, read_end: int, channel: _Lines) -> None:
         self.pid = pid
         self.stdout = os.fdopen(read_end, "rb", buffering=0)
         self.returncode: int | None = None
@@ -155,13 +158,10 @@ class WarmChild:
 
     def wait(self, timeout: float | None = None) -> int:
         if self.returncode is None:
-            self._channel.settimeout(timeout)
             try:
-                reply = _receive(self._channel)
+                reply = self._channel.receive(timeout)
             except TimeoutError:
                 raise subprocess.TimeoutExpired(f"warm step {self.pid}", timeout) from None
-            finally:
-                self._channel.settimeout(None)
             if reply is None:  # the warm interpreter was killed: its orphan must not run on
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(self.pid, signal.SIGKILL)
@@ -183,15 +183,27 @@ class WarmChild:
                 os.kill(self.pid, signum)
 
 
-def _receive(channel: socket.socket) -> dict | None:
-    """One JSON line from ``channel`` (None at end of file)."""
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = channel.recv(4096)
-        if not chunk:
-            return None
-        data += chunk
-    return json.loads(data)
+class _Lines:
+    """JSON lines from a socket, one at a time: a timeout leaves what was read for the next call
+    (``socket.makefile`` becomes unusable after one)."""
+
+    def __init__(self, channel: socket.socket) -> None:
+        self.channel = channel
+        self.pending = b""
+
+    def receive(self, timeout: float | None = None) -> dict | None:
+        """The next line (None at end of file); ``TimeoutError`` after ``timeout`` seconds."""
+        self.channel.settimeout(timeout)
+        try:
+            while b"\n" not in self.pending:
+                chunk = self.channel.recv(4096)
+                if not chunk:
+                    return None
+                self.pending += chunk
+        finally:
+            self.channel.settimeout(None)
+        line, self.pending = self.pending.split(b"\n", 1)
+        return json.loads(line)
 
 
 # --- the warm interpreter ---------------------------------------------------------------------

@@ -25,7 +25,6 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
-import datasets
 import numpy as np
 
 from ...data import Data, is_text, rename_columns
@@ -87,6 +86,8 @@ class FillMask(Task):
         a plain string (an ``input_string`` + ground-truth table). ``mask_kinds`` (optional) names
         the kind of each masked word for a per-kind breakdown.
         """
+        import datasets  # loaded on first use: a scoring process never needs it
+
         text_key = keys.get("text_key") or TEXTS
         masks_key = keys.get("masks_key") or MASKS
         data.require_columns([text_key, masks_key])

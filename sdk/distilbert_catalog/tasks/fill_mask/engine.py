@@ -81,12 +81,23 @@ def special_ids(tokenizer, vocab_size: int) -> list[int]:
     return sorted(i for i in ids if i is not None and 0 <= i < vocab_size)
 
 
-def word_log_probs(output: MaskLogits, excluded: Sequence[int]) -> torch.Tensor:
-    """:func:`log_probs` with the ``excluded`` ids at -inf: never ranked, never counted better."""
-    logp = log_probs(output)
+def _without(values: torch.Tensor, excluded: Sequence[int]) -> torch.Tensor:
+    """``values`` with the ``excluded`` ids at -inf: never ranked, never counted better."""
     if not len(excluded):
-        return logp
-    return logp.index_fill(1, torch.tensor(list(excluded), device=logp.device), float("-inf"))
+        return values
+    return values.index_fill(1, torch.tensor(list(excluded), device=values.device), float("-inf"))
+
+
+def word_log_probs(output: MaskLogits, excluded: Sequence[int]) -> torch.Tensor:
+    """:func:`log_probs` with the ``excluded`` ids at -inf."""
+    return _without(log_probs(output), excluded)
+
+
+def word_logits(output: MaskLogits, excluded: Sequence[int]) -> torch.Tensor:
+    """The logits with the ``excluded`` ids at -inf: what ranks are counted on (the same order as
+    log-probabilities, without the rounding of subtracting a normaliser that the excluded ids'
+    logits change)."""
+    return _without(output.logits.float(), excluded)
 
 
 def split_rows(values: torch.Tensor, counts: Sequence[int]) -> list[torch.Tensor]:
@@ -113,15 +124,16 @@ def top_tokens_extract(top_k: int, with_ranks: bool = False, excluded: Sequence[
         logp = word_log_probs(output, excluded)
         k = min(top_k, logp.shape[-1] - len(excluded))
         values, ids = logp.topk(k, dim=-1)
+        scores = word_logits(output, excluded) if with_ranks else logp
         rows = []
-        for r, (row_logp, row_values, row_ids) in enumerate(zip(
-                split_rows(logp, output.counts), split_rows(values, output.counts),
+        for r, (row_scores, row_values, row_ids) in enumerate(zip(
+                split_rows(scores, output.counts), split_rows(values, output.counts),
                 split_rows(ids, output.counts))):
             masks = []
             for j in range(row_ids.shape[0]):
                 item = {"ids": row_ids[j].tolist(), "probs": row_values[j].exp().tolist()}
                 if with_ranks:
-                    item["ranks"] = [ranks_of(row_logp[j], c)
+                    item["ranks"] = [ranks_of(row_scores[j], c)
                                      for c in batch["candidates"][r][j]]
                 masks.append(item)
             rows.append(masks)

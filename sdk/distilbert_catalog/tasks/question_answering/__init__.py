@@ -20,7 +20,6 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
-import datasets
 import numpy as np
 from transformers import DataCollatorWithPadding
 
@@ -124,6 +123,8 @@ class QuestionAnswering(Task):
 
     # --- data -----------------------------------------------------------------------------
     def prepare_data(self, data: Data, keys: Mapping[str, Any], labels: list[str] | None) -> Data:
+        import datasets  # loaded on first use: a scoring process never needs it
+
         question_key = keys.get("question_key") or QUESTION
         context_key = keys.get("context_key") or CONTEXT
         start_key, text_key = keys.get("answer_start_key"), keys.get("answer_text_key")
