@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -248,3 +249,74 @@ def test_a_taken_rendezvous_port_is_replaced():
         port = taken.getsockname()[1]
         assert free_port(port) != port
     assert free_port(port) == port  # free again
+
+
+def _rank_pid(out: Path, rank: int) -> int | None:
+    """The pid of the training process of global ``rank`` writing under ``out`` (from /proc)."""
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if str(out).encode() in b" ".join(cmdline) and f"RANK={rank}".encode() in environ \
+                and any(part.endswith(b"run.py") for part in cmdline):
+            return int(proc.name)
+    return None
+
+
+def _steps(output: str) -> list[int]:
+    """The training steps the progress lines report (``[node 0]   step 16/45 (epoch ...``)."""
+    return [(int(step), int(total))
+            for step, total in re.findall(r"\bstep (\d+)/(\d+) \(epoch", output)]
+
+
+def test_a_two_node_finetune_killed_mid_run_ends_and_a_rerun_resumes(tiny_model, emotion_dir,
+                                                                     tmp_path):
+    """The fine-tune component as users run it on two simulated nodes (`--instance-count 2
+    --process-count 1`): SIGKILL of rank 1 after the first epoch's checkpoint ends the job in
+    bounded time naming the rank; the same command with `resume_from_checkpoint` then goes on
+    from that checkpoint (its first step is past it) to a model and metrics of world size 2."""
+    from tests.support import EMOTION_LABELS
+
+    cli = str(Path(sys.executable).with_name("distilbert-catalog"))
+    spec = REPO / "components" / "finetune" / "text_classification" / "spec.yaml"
+
+    def command(out: Path, *extra: str) -> list[str]:
+        return [cli, "run", str(spec), "--instance-count", "2", "--process-count", "1",
+                "--output-dir", str(out), "--input", f"train_data={emotion_dir}",
+                "--set", f"model_name={tiny_model}", "--set", f"label_names={EMOTION_LABELS}",
+                "--set", "num_train_epochs=3", "--set", "per_device_train_batch_size=16",
+                "--set", "learning_rate=0.003", *extra]
+
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(command(killed), env=environment(tmp_path), text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 240
+        while not list(killed.rglob("checkpoint-*/trainer_state.json")):
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.2)
+        os.kill(_rank_pid(killed, 1), signal.SIGKILL)
+        stopped = time.monotonic()
+        output, _ = process.communicate(timeout=90)
+        ended = time.monotonic() - stopped
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode != 0 and not list(killed.rglob("metrics.json"))
+    assert "rank 1 (node 1, local rank 0) was killed by signal 9 (SIGKILL)" in output, output
+    assert ended < 60
+
+    checkpoint = max(killed.rglob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    at = int(checkpoint.name.split("-")[1])
+    resumed = tmp_path / "resumed"
+    done = subprocess.run(command(resumed, "--set", f"resume_from_checkpoint={checkpoint.parent}"),
+                          env=environment(tmp_path), text=True, capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    steps = _steps(done.stdout + done.stderr)
+    # it went on from the checkpoint (its first step is past it) to the last step of 3 epochs
+    assert steps and min(step for step, _ in steps) > at, (at, steps[:5])
+    assert max(steps) == (steps[0][1], steps[0][1]) and steps[0][1] >= 3 * at // 2
+    record = json.loads(next(resumed.rglob("metrics.json")).read_text())
+    assert record["config"]["world_size"] == 2

@@ -163,12 +163,18 @@ def test_top_k_equals_the_transformers_pipeline(which, predictor, cased_predicto
     answers = predict(ours, TEXTS, top_k=5, return_scores=True)
     mask = ours.tokenizer.mask_token
     for text, answer in zip(TEXTS, answers):
-        expected = pipeline_words(reference, to_model_masks(text, mask), 5, specials(ours))
-        assert [answer[str(r)]["token"] for r in range(5)] == [e["token"] for e in expected]
-        assert [answer[str(r)]["token_str"] for r in range(5)] == \
-            [plain(e["token_str"]) for e in expected]
-        for r, e in enumerate(expected):
+        expected = pipeline_words(reference, to_model_masks(text, mask), 8, specials(ours))
+        for r, e in enumerate(expected[:5]):
             assert answer[str(r)]["score"] == pytest.approx(e["score"], rel=1e-4, abs=1e-7)
+            # the same word, or one whose probability ties with it: the pipeline's forward runs
+            # the head over every position, ours over the masks only, so float rounding differs
+            # and may swap two words scored alike to 1e-4 (seen under a loaded full suite)
+            tied = [x for x in expected if x["score"] == pytest.approx(e["score"], rel=1e-4,
+                                                                       abs=1e-7)]
+            assert answer[str(r)]["token"] in {x["token"] for x in tied}, (r, answer, expected)
+            assert answer[str(r)]["token_str"] == plain(next(
+                x["token_str"] for x in tied if x["token"] == answer[str(r)]["token"]))
+        assert len({answer[str(r)]["token"] for r in range(5)}) == 5
 
 
 @pytest.mark.parametrize("which", ["uncased", "cased"])
@@ -478,13 +484,24 @@ def test_evaluation_ranks_and_predictions_leave_special_tokens_out(biased_fill_m
     (plain_record, biased_record), (plain_rows, biased_rows) = records, rows
     assert [[m["predicted"] for m in row["masks"]] for row in biased_rows] == \
         [[m["predicted"] for m in row["masks"]] for row in plain_rows]
-    assert [[(m["rank"], m["rank_uncased"]) for m in row["masks"]] for row in biased_rows] == \
-        [[(m["rank"], m["rank_uncased"]) for m in row["masks"]] for row in plain_rows]
+    # the same ranks up to a float tie: two models' forwards round alike only up to ~1e-7, and at
+    # ranks in the hundreds of a random tiny model neighbours tie that closely (seen: 810 vs
+    # 811 under a loaded full suite). Counting the special tokens would shift every rank by
+    # their number, which this still catches.
+    n_special = len(AutoTokenizer.from_pretrained(biased_fill_mask_model).all_special_tokens)
+    assert n_special >= 4
+    for biased_row, plain_row in zip(biased_rows, plain_rows, strict=True):
+        for b, p in zip(biased_row["masks"], plain_row["masks"], strict=True):
+            for key in ("rank", "rank_uncased"):
+                assert (b[key] is None) == (p[key] is None), (key, b, p)
+                assert b[key] is None or abs(b[key] - p[key]) <= 1, (key, b[key], p[key])
     assert biased_rows[0]["masks"][0]["rank_uncased"] is not None
     special = set(AutoTokenizer.from_pretrained(biased_fill_mask_model).all_special_tokens)
     assert not {w for row in biased_rows for m in row["masks"] for w in m["predicted"]} & special
     for name in ("top1_accuracy", "top5_accuracy", "mrr", "top5_accuracy_uncased", "mrr_uncased"):
-        assert biased_record["metrics"][name] == pytest.approx(plain_record["metrics"][name])
+        # a rank in the hundreds one apart moves the reciprocal rank by ~1e-6
+        assert biased_record["metrics"][name] == pytest.approx(plain_record["metrics"][name],
+                                                               abs=1e-5)
 
 
 def test_evaluation_outputs(evaluation):
