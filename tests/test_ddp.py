@@ -213,20 +213,14 @@ def test_a_killed_rank_ends_a_two_node_job_in_bounded_time_naming_the_rank(tmp_p
     process = subprocess.Popen([cli, "run", str(tmp_path / "spec.yaml"), "--instance-count", "2",
                                 "--output-dir", str(out)], env=environment(tmp_path),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not (out / "out" / "rank1.json").exists() and time.monotonic() < deadline:
-            assert process.poll() is None, process.communicate()
-            time.sleep(0.2)
-        time.sleep(0.5)  # past the barrier: rank 0 is in all_reduce, rank 1 asleep
-        ranks = [json.loads((out / "out" / f"rank{r}.json").read_text()) for r in (0, 1)]
-        os.kill(ranks[1]["pid"], signal.SIGKILL)
-        killed = time.monotonic()
-        _, stderr = process.communicate(timeout=60)
-        ended = time.monotonic() - killed
-    finally:
-        if process.poll() is None:
-            process.kill()
+
+    def rank1_past_the_barrier() -> int:
+        time.sleep(0.5)  # rank 0 is in all_reduce, rank 1 asleep
+        return json.loads((out / "out" / "rank1.json").read_text())["pid"]
+
+    _, stderr, ended = _kill_when(process, (out / "out" / "rank1.json").exists,
+                                  rank1_past_the_barrier, wait_s=120, end_s=60)
+    ranks = [json.loads((out / "out" / f"rank{r}.json").read_text()) for r in (0, 1)]
     port = ranks[0]["MASTER_PORT"]
     assert [{k: v for k, v in r.items() if k != "pid"} for r in ranks] == [
         {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "WORLD_SIZE": "2", "NODE_RANK": "0",
@@ -249,6 +243,24 @@ def test_a_taken_rendezvous_port_is_replaced():
         port = taken.getsockname()[1]
         assert free_port(port) != port
     assert free_port(port) == port  # free again
+
+
+def _kill_when(process: subprocess.Popen, ready, pid_of, *, wait_s: float,
+               end_s: float) -> tuple[str, str, float]:
+    """Once ``ready()`` (the job still running), SIGKILL the process ``pid_of()`` names; the
+    job's stdout and stderr, and the seconds it took to end after the kill."""
+    try:
+        deadline = time.monotonic() + wait_s
+        while not ready():
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.2)
+        os.kill(pid_of(), signal.SIGKILL)
+        killed = time.monotonic()
+        stdout, stderr = process.communicate(timeout=end_s)
+        return stdout, stderr, time.monotonic() - killed
+    finally:
+        if process.poll() is None:
+            process.kill()
 
 
 def _rank_pid(out: Path, rank: int) -> int | None:
@@ -292,18 +304,9 @@ def test_a_two_node_finetune_killed_mid_run_ends_and_a_rerun_resumes(tiny_model,
     killed = tmp_path / "killed"
     process = subprocess.Popen(command(killed), env=environment(tmp_path), text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 240
-        while not list(killed.rglob("checkpoint-*/trainer_state.json")):
-            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
-            time.sleep(0.2)
-        os.kill(_rank_pid(killed, 1), signal.SIGKILL)
-        stopped = time.monotonic()
-        output, _ = process.communicate(timeout=90)
-        ended = time.monotonic() - stopped
-    finally:
-        if process.poll() is None:
-            process.kill()
+    output, _, ended = _kill_when(
+        process, lambda: bool(list(killed.rglob("checkpoint-*/trainer_state.json"))),
+        lambda: _rank_pid(killed, 1), wait_s=240, end_s=90)
     assert process.returncode != 0 and not list(killed.rglob("metrics.json"))
     assert "rank 1 (node 1, local rank 0) was killed by signal 9 (SIGKILL)" in output, output
     assert ended < 60
