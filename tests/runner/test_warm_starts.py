@@ -97,6 +97,10 @@ def test_a_forked_step_sees_and_ends_as_a_fresh_interpreter_would(step, how, ret
 def test_steps_fork_from_one_warm_interpreter_with_their_own_random_state(step):
     argv = [sys.executable, "facts.py", "0"]
     seen = []
+    cache = step.parent / "cache"
+    cache.mkdir()
+    (cache / warm_module.CACHE_FILE).write_text(json.dumps(
+        {f"{sys.executable}\t{step / 'gone.py'}": ["json"]}))
     with WarmStarter() as warm:
         for _ in range(2):
             returncode, output = _forked(warm, argv, step)
@@ -107,7 +111,7 @@ def test_steps_fork_from_one_warm_interpreter_with_their_own_random_state(step):
     assert seen[0]["random"] != seen[1]["random"]
     # what the step imported is remembered for the next run, keyed by interpreter and script
     remembered = json.loads((step.parent / "cache" / warm_module.CACHE_FILE).read_text())
-    assert set(remembered) == {f"{sys.executable} {step / 'facts.py'}"}
+    assert set(remembered) == {f"{sys.executable}\t{step / 'facts.py'}"}  # the stale key dropped
     names = set(next(iter(remembered.values())))
     assert {"json", "random"} <= names and "helper" not in names
 

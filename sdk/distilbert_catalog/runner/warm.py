@@ -275,6 +275,9 @@ class _Remembered:
         if set(names) == self.get(script):
             return
         self.scripts[script] = sorted(names)
+        # forget the scripts and interpreters that are gone (a test's temporary components): the
+        # file holds what exists, not every script that ever ran
+        self.scripts = {key: value for key, value in self.scripts.items() if _exists(key)}
         with contextlib.suppress(OSError):  # written whole, then renamed: readers see one or the other
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".warm-")
@@ -284,9 +287,15 @@ class _Remembered:
 
 
 def _script_key(argv: list[str], folder: str) -> str:
-    """One key per interpreter and step script (or ``-m`` module)."""
+    """One key per interpreter and step script (or ``-m`` module), tab-separated."""
     target = f"-m {argv[2]}" if argv[1] == "-m" else os.path.join(folder, os.path.basename(argv[1]))
-    return f"{sys.executable} {target}"
+    return f"{sys.executable}\t{target}"
+
+
+def _exists(key: str) -> bool:
+    interpreter, tab, target = key.partition("\t")
+    return bool(tab) and os.path.exists(interpreter) and (
+        target.startswith("-m ") or os.path.exists(target))
 
 
 def _script_folder(argv: list[str], cwd: str) -> str:

@@ -60,37 +60,49 @@ def pipeline_run(tiny_model, tmp_path_factory):
                         output_dir=root / "run", progress=None, env=child_env(root))
 
 
-def sdk_run(root: Path, model: Path, task: str, **columns) -> dict:
-    """Fine-tune ``model`` with the pipeline's recipe and evaluate it on the test split, through
-    the SDK in a fresh process; the evaluation's metrics.json record."""
+def sdk_runs(model: Path, runs: dict[str, tuple[Path, str, dict]], env_root: Path) -> dict:
+    """Per name, fine-tune ``model`` for a task (with column renames) with the pipeline's recipe
+    and evaluate it on the test split, through the SDK, all in one fresh process; each
+    evaluation's metrics.json record."""
     script = (
         "import json, sys\n"
         "import distilbert_catalog as dc\n"
-        "out, task, model, data, labels = sys.argv[1:6]\n"
-        "recipe, columns = json.loads(sys.argv[6]), json.loads(sys.argv[7])\n"
-        "run = dc.finetune(task, output_dir=out, model_name=model, train_data=data,\n"
-        "                  label_names=labels, **recipe, **columns)\n"
-        "dc.evaluate(task, output_dir=out + '/evaluation', test_data=data, label_names=labels,\n"
-        "            mlflow_model_path=str(run.mlflow_model_dir),\n"
-        "            max_seq_length=recipe['max_seq_length'], **columns)\n")
-    subprocess.run([sys.executable, "-c", script, str(root), task, str(model), str(PAIRS), LABELS,
-                    json.dumps(RECIPE), json.dumps(columns)],
-                   check=True, env={**_os_env(), **child_env(root)}, cwd=root)
-    return read_metrics(root / "evaluation")
+        "model, data, labels = sys.argv[1:4]\n"
+        "recipe, runs = json.loads(sys.argv[4]), json.loads(sys.argv[5])\n"
+        "for out, task, columns in runs.values():\n"
+        "    run = dc.finetune(task, output_dir=out, model_name=model, train_data=data,\n"
+        "                      label_names=labels, **recipe, **columns)\n"
+        "    dc.evaluate(task, output_dir=out + '/evaluation', test_data=data, label_names=labels,\n"
+        "                mlflow_model_path=str(run.mlflow_model_dir),\n"
+        "                max_seq_length=recipe['max_seq_length'], **columns)\n")
+    plan = {name: (str(out), task, columns) for name, (out, task, columns) in runs.items()}
+    subprocess.run([sys.executable, "-c", script, str(model), str(PAIRS), LABELS,
+                    json.dumps(RECIPE), json.dumps(plan)],
+                   check=True, env={**_os_env(), **child_env(env_root)}, cwd=env_root)
+    return {name: read_metrics(out / "evaluation") for name, (out, _, _) in runs.items()}
 
 
 @pytest.fixture(scope="module")
-def pairs(pretrained_model, tmp_path_factory) -> tuple[dict, Path]:
-    """The pretrained DistilBERT fine-tuned on the pairs; its test record and MLflow model."""
+def trained(pretrained_model, tmp_path_factory) -> dict:
+    """The pretrained DistilBERT fine-tuned on the pairs, and the same model and recipe on
+    ``sentence2`` alone (text classification): the hypothesis-only baseline."""
     root = tmp_path_factory.mktemp("pairs")
-    return sdk_run(root, pretrained_model, TASK.name), root / "mlflow_model_folder"
+    return sdk_runs(pretrained_model, {
+        "pairs": (root, TASK.name, {}),
+        "hypothesis_only": (tmp_path_factory.mktemp("hypothesis-only"), "text-classification",
+                            {"text_key": "sentence2"})}, root), root
 
 
 @pytest.fixture(scope="module")
-def hypothesis_only(pretrained_model, tmp_path_factory) -> dict:
-    """The same model and recipe on ``sentence2`` alone (text classification)."""
-    return sdk_run(tmp_path_factory.mktemp("hypothesis-only"), pretrained_model,
-                   "text-classification", text_key="sentence2")
+def pairs(trained) -> tuple[dict, Path]:
+    """The pair model's test record and MLflow model."""
+    records, root = trained
+    return records["pairs"], root / "mlflow_model_folder"
+
+
+@pytest.fixture(scope="module")
+def hypothesis_only(trained) -> dict:
+    return trained[0]["hypothesis_only"]
 
 
 @pytest.fixture(scope="module")
