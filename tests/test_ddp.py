@@ -277,8 +277,8 @@ def _rank_pid(out: Path, rank: int) -> int | None:
     return None
 
 
-def _steps(output: str) -> list[int]:
-    """The training steps the progress lines report (``[node 0]   step 16/45 (epoch ...``)."""
+def _steps(output: str) -> list[tuple[int, int]]:
+    """The (step, total) pairs the progress lines report (``[node 0]   step 16/45 (epoch ...``)."""
     return [(int(step), int(total))
             for step, total in re.findall(r"\bstep (\d+)/(\d+) \(epoch", output)]
 

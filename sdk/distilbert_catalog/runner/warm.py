@@ -25,8 +25,8 @@ starts off.
 from __future__ import annotations
 
 import ast
-import builtins
 import atexit
+import builtins
 import contextlib
 import importlib
 import importlib.machinery
@@ -225,9 +225,10 @@ def _serve(fd: int) -> None:
             request = json.loads(message)
             argv, cwd = request["argv"], request["cwd"]
             folder = _script_folder(argv, cwd)
+            own = _own_modules(folder)
             script = _script_key(argv, folder)
-            _preload(learned | remembered.get(script) | _top_level_imports(argv, cwd), folder)
-            if _shadowed(folder) or threading.active_count() != 1:
+            _preload(learned | remembered.get(script) | _top_level_imports(argv, cwd), own)
+            if own & set(sys.modules) or threading.active_count() != 1:
                 # a module of the step's own folder would lose to a preloaded one of that name;
                 # a fork copies only the calling thread, so no Python thread may run here (the
                 # idle native threads torch and pyarrow start on import are fork-safe: PyTorch's
@@ -333,13 +334,8 @@ def _own_modules(folder: str) -> set[str]:
     return names
 
 
-def _shadowed(folder: str) -> bool:
-    return any(name in sys.modules for name in _own_modules(folder))
-
-
-def _preload(names: set[str], folder: str) -> None:
-    """Import ``names`` here, once, except the script folder's own modules."""
-    own = _own_modules(folder)
+def _preload(names: set[str], own: set[str]) -> None:
+    """Import ``names`` here, once, except the script folder's ``own`` modules."""
     for name in sorted(names - set(sys.modules)):
         if name.partition(".")[0] in own:
             continue
@@ -379,11 +375,10 @@ def _run_child(argv: list[str], cwd: str, output_fd: int, folder: str, report: s
             sys.argv = [argv[2], *argv[3:]]
             sys.path.insert(0, cwd)
             runpy.run_module(argv[2], run_name="__main__", alter_sys=True)
-        else:
-            script = str(Path(argv[1]).resolve())
+        else:  # as the interpreter: __file__ made absolute, sys.path[0] its real folder
             sys.argv = [argv[1], *argv[2:]]
-            sys.path.insert(0, str(Path(script).parent))
-            _run_as_main(script)
+            sys.path.insert(0, folder)
+            _run_as_main(os.path.abspath(argv[1]))
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)

@@ -83,9 +83,10 @@ def sdk_runs(model: Path, runs: dict[str, tuple[Path, str, dict]], env_root: Pat
 
 
 @pytest.fixture(scope="module")
-def trained(pretrained_model, tmp_path_factory) -> dict:
+def trained(pretrained_model, tmp_path_factory) -> tuple[dict, Path]:
     """The pretrained DistilBERT fine-tuned on the pairs, and the same model and recipe on
-    ``sentence2`` alone (text classification): the hypothesis-only baseline."""
+    ``sentence2`` alone (text classification): the hypothesis-only baseline; their records by
+    name, and the pair model's output folder."""
     root = tmp_path_factory.mktemp("pairs")
     return sdk_runs(pretrained_model, {
         "pairs": (root, TASK.name, {}),
