@@ -38,10 +38,12 @@ def mlflow_store(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> Path:
-    from distilbert_catalog.tiny import build_tiny_model
+def tiny_model() -> Path:
+    """The default tiny DistilBERT, from the catalog's cache (as ``base_model(tiny=True)`` gives
+    it: tests/test_workspace.py checks it is the default build, file for file)."""
+    from distilbert_catalog.tiny import tiny_distilbert
 
-    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-distilbert")
+    return tiny_distilbert()
 
 
 @pytest.fixture(scope="session")
@@ -86,7 +88,7 @@ def emotion_dir() -> Path:
 #: files whose tests share nothing costly but session fixtures (each runs a notebook, a CLI sample,
 #: or a child pytest): pytest-xdist spreads them test by test over its workers; every other file
 #: is one unit on one worker, so its module fixtures and servers are built once
-SPREAD = {"test_notebooks.py", "test_cli_samples.py", "test_cpu_kinds.py"}
+SPREAD = {"test_notebooks.py", "test_cli_samples.py"}
 
 
 #: seconds each long unit of work took (2 workers on 2 cores, AMD EPYC, 2026-12-03): the units
@@ -118,7 +120,7 @@ MEASURED_S = {
     "tests/test_cli.py": 24,
     "tests/test_notebooks.py::test_notebook_runs_in_local_mode": 21,
     "tests/test_cli_samples.py::test_local_pipeline_twins_run": 20,
-    "tests/test_cpu_kinds.py::test_cpu_sensitive_tests_pass_on_every_cpu_kind": 19,
+    "tests/test_cpu_kinds.py": 25,
 }
 
 

@@ -11,6 +11,6 @@ def test_a_file_is_one_unit_of_work_except_the_spread_files(pytestconfig, monkey
     assert scope("tests/serving/test_batch.py::test_a") == scope(
         "tests/serving/test_batch.py::test_b[x-y]") == "tests/serving/test_batch.py"
     assert scope("tests/test_ddp.py::test_a") != scope("tests/test_cli.py::test_a")
-    # notebooks, CLI twins and CPU-kind reruns: one unit per test
+    # notebooks and CLI twins: one unit per test
     assert scope("tests/test_notebooks.py::test_run[emotion-detection]") != scope(
         "tests/test_notebooks.py::test_run[extractive-qa]")

@@ -1,6 +1,10 @@
 """dc.workspace(): local unless a workspace is configured; Azure mode submits the same azure-ai-ml
 objects the local mode runs (checked against a recording client: no network here)."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -57,8 +61,27 @@ def test_azure_mode_submits_the_pipeline_job_local_mode_runs(tmp_path):
 
 
 def test_base_model_is_the_hub_id_in_azure_and_offline_locally(tmp_path):
+    from distilbert_catalog.tiny import build_tiny_model
+
     assert Workspace("azure", ml_client=Recorder()).base_model("distilbert-base-cased") == \
         "distilbert-base-cased"
-    tiny = Workspace("local", output_dir=tmp_path).base_model(tiny=True)
-    assert (tmp_path / "models" / "tiny-distilbert" / "config.json").is_file()
-    assert tiny == str(tmp_path / "models" / "tiny-distilbert")
+    cache = tmp_path / "cache"
+    with pytest.MonkeyPatch.context() as m:
+        m.setenv("DISTILBERT_CATALOG_CACHE", str(cache))
+        tiny = Path(Workspace("local", output_dir=tmp_path).base_model(tiny=True))
+    assert tiny.parent == cache and tiny.name.startswith("tiny-distilbert-")
+    # the cached folder is the default build: the same files, config and seeded weights (the
+    # WordPiece trainer breaks frequency ties in no fixed order: vocabularies differ run to run)
+    fresh = build_tiny_model(tmp_path / "fresh")
+    assert sorted(p.name for p in tiny.iterdir()) == sorted(p.name for p in fresh.iterdir())
+    for name in ("config.json", "model.safetensors", "tokenizer_config.json"):
+        assert (tiny / name).read_bytes() == (fresh / name).read_bytes(), name
+    # asked again, in a fresh process: the cached folder, without importing PyTorch
+    script = ("import sys, distilbert_catalog as dc\n"
+              "print(dc.workspace('local', output_dir=sys.argv[1]).base_model(tiny=True))\n"
+              "assert 'torch' not in sys.modules\n")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True,
+                          text=True, env={**os.environ, "DISTILBERT_CATALOG_CACHE": str(cache)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == str(tiny)
+    assert [p.name for p in cache.iterdir()] == [tiny.name]  # no temporary folder left behind

@@ -39,8 +39,6 @@ import json
 import logging
 import random
 import re
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -50,7 +48,7 @@ from tqdm.auto import tqdm
 from transformers import (AutoTokenizer, DataCollatorForLanguageModeling, DistilBertConfig,
                           DistilBertForMaskedLM, set_seed)
 
-from .defaults import cache_root
+from .defaults import cache_root, cached_folder
 from .errors import CatalogError
 
 log = logging.getLogger(__name__)
@@ -514,21 +512,9 @@ def pretrained_distilbert(cache_dir: str | Path | None = None) -> Path:
     """
     root = Path(cache_dir) if cache_dir else cache_root()
     target = root / f"minilm-l6-distilbert-{cache_key()}"
-    if (target / "config.json").exists():
-        return target
-    root.mkdir(parents=True, exist_ok=True)
-    log.warning("building the pretrained offline DistilBERT in %s (once)", target)
-    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
-    try:
-        build_pretrained_distilbert(tmp)
-        try:
-            tmp.rename(target)
-        except OSError:  # another process finished first
-            if not (target / "config.json").exists():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    if not (target / "config.json").exists():
+        log.warning("building the pretrained offline DistilBERT in %s (once)", target)
+    return cached_folder(target, build_pretrained_distilbert)
 
 
 if __name__ == "__main__":  # reproduces the shipped masked-LM weights: see write_mlm_weights

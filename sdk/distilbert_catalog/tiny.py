@@ -4,18 +4,21 @@ The checkpoint is an ordinary Hugging Face model folder, shaped like ``distilber
 (a ``DistilBertForMaskedLM`` with an uncased WordPiece vocabulary), only small and randomly
 initialised, with the vocabulary trained on the project's bundled sample text. Every code path that
 loads it is the one that loads the real hub model.
+
+:func:`tiny_distilbert` is the default one, built on first use and cached (a notebook or sample
+asking for it again starts without importing PyTorch); :func:`build_tiny_model` writes one to a
+folder of your choice.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from importlib.metadata import version
 from pathlib import Path
 from typing import Iterable
 
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-from transformers import (AutoConfig, AutoTokenizer, DistilBertConfig, DistilBertForMaskedLM,
-                          DistilBertTokenizer, set_seed)
-
+from .defaults import cache_root, cached_folder
 from .samples import sample_dir
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -45,6 +48,8 @@ def _strings(value) -> Iterable[str]:
 def train_vocab(texts: Iterable[str], vocab_size: int, cased: bool = False) -> list[str]:
     """Train a WordPiece vocabulary the way BERT's was made, on ``texts`` (uncased unless
     ``cased``: then neither lower-cased nor accent-stripped, like multilingual BERT's)."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
     tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tokenizer.normalizer = normalizers.BertNormalizer(lowercase=not cased,
                                                       strip_accents=False if cased else None)
@@ -63,6 +68,8 @@ def build_tiny_model(out_dir: str | Path, *, texts: Iterable[str] | None = None,
 
     ``cased``: a cased tokenizer that keeps accents (like distilbert-base-multilingual-cased).
     """
+    from transformers import DistilBertConfig, DistilBertForMaskedLM, DistilBertTokenizer, set_seed
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     vocab = train_vocab(sample_texts() if texts is None else texts, vocab_size, cased)
@@ -80,6 +87,23 @@ def build_tiny_model(out_dir: str | Path, *, texts: Iterable[str] | None = None,
     return out_dir
 
 
+def tiny_cache_key() -> str:
+    """Changes when the build, the sample text its vocabulary is trained on, or the libraries
+    that initialise and write the weights change."""
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    for path in sorted(sample_dir().rglob("*.jsonl")):
+        digest.update(path.name.encode() + path.read_bytes())
+    digest.update("|".join(version(p) for p in ("torch", "transformers", "tokenizers")).encode())
+    return digest.hexdigest()[:12]
+
+
+def tiny_distilbert(cache_dir: str | Path | None = None) -> Path:
+    """The default tiny DistilBERT (:func:`build_tiny_model`'s defaults), built on first use and
+    kept in the catalog's cache folder."""
+    root = Path(cache_dir) if cache_dir else cache_root()
+    return cached_folder(root / f"tiny-distilbert-{tiny_cache_key()}", build_tiny_model)
+
+
 def with_task_head(base: str | Path, task: str, out_dir: str | Path, seed: int = 0) -> Path:
     """``base`` (a tiny masked-LM folder) with ``task``'s head, seeded, saved to ``out_dir``.
 
@@ -87,6 +111,8 @@ def with_task_head(base: str | Path, task: str, out_dir: str | Path, seed: int =
     (mechanics only, never quality), and ``config.json`` records the task. A task whose head is
     the base model's own (fill-mask: the masked-LM head) gets ``base`` itself.
     """
+    from transformers import AutoConfig, AutoTokenizer, set_seed
+
     from .tasks import get_task, record_task
 
     spec = get_task(task)

@@ -61,15 +61,16 @@ class Workspace:
         """The checkpoint a pipeline starts from.
 
         Azure: the hub id itself. Local (offline): the pretrained offline DistilBERT, or with
-        ``tiny`` the tiny random-init one (mechanics only, numbers mean nothing).
+        ``tiny`` the tiny random-init one (mechanics only, numbers mean nothing). Both are built
+        on first use and cached (``$DISTILBERT_CATALOG_CACHE``, default
+        ``~/.cache/distilbert-catalog``).
         """
         if self.mode == "azure":
             return name
         if tiny:
-            from .tiny import build_tiny_model
+            from .tiny import tiny_distilbert
 
-            folder = self.output_dir / "models" / "tiny-distilbert"
-            return str(folder if (folder / "config.json").exists() else build_tiny_model(folder))
+            return str(tiny_distilbert())
         from .pretrained import pretrained_distilbert
 
         return str(pretrained_distilbert())
