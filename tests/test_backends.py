@@ -22,6 +22,7 @@ from distilbert_catalog.backends import (BACKENDS, EXPORT_TOLERANCE, apply_backe
 from distilbert_catalog.errors import CatalogError
 from distilbert_catalog.hardware import FLAGS_ENV, SIMULATED_KINDS, cpu_description
 from distilbert_catalog.inference import Predictor
+from distilbert_catalog.serving import SCORE_SCRIPT
 from distilbert_catalog.tasks import TASKS as DISCOVERED, get_task
 from tests.support import REPO
 
@@ -335,7 +336,7 @@ def test_gate_component_runs_in_a_fresh_process_and_auto_follows_it(task_models,
     from distilbert_catalog.runner.endpoints import serve
 
     texts = ["what a lovely morning", "this is awful news"]
-    with serve(REPO / "sdk/distilbert_catalog/serving/score.py", mlflow_dir) as server:
+    with serve(SCORE_SCRIPT, mlflow_dir) as server:
         status, body = server.invoke({"inputs": {"input_string": texts}})
         log = server.log()
     assert status == 200, body

@@ -24,7 +24,7 @@ from distilbert_catalog.tasks import TASKS, get_task
 from distilbert_catalog.tasks.base import cross_entropy, soft_target_loss
 from distilbert_catalog.tiny import with_task_head
 
-from distilbert_catalog.quickstart import SCORE_SCRIPT
+from distilbert_catalog.serving import SCORE_SCRIPT
 from distilbert_catalog.runner.endpoints import serve
 from tests.support import EMOTION_LABELS, FEAR, JOY, REPO, write_jsonl
 

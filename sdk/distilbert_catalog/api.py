@@ -18,15 +18,19 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .assets import asset_dir
-from .components import COMPONENTS, Component
+
+if TYPE_CHECKING:
+    from .components import Component
 
 PIPELINES_DIR = asset_dir("pipelines")
 
 
 def component_for(stage: str, task: str) -> Component:
+    from .components import COMPONENTS  # the task plug-ins load PyTorch: only when asked
+
     folder = f"{stage}/{task.replace('-', '_')}"
     if folder not in COMPONENTS:
         tasks = sorted(c.task for c in COMPONENTS.values() if c.stage == stage and c.task)

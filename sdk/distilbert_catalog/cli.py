@@ -48,7 +48,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from .quickstart import SCORE_SCRIPT
+    from .serving import SCORE_SCRIPT
     from .runner.endpoints import serve_forever
 
     return serve_forever(SCORE_SCRIPT, args.model, port=args.port, host=args.host)

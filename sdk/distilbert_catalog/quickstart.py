@@ -17,10 +17,10 @@ from .api import pipeline_path
 from .metrics_file import FILENAME as METRICS_FILE, read_metrics
 from .runner.endpoints import serve
 from .runner.pipeline import run_pipeline
+from .serving import SCORE_SCRIPT
 from .pretrained import pretrained_distilbert
 from .tracking import child_env
 
-SCORE_SCRIPT = Path(__file__).resolve().parent / "serving" / "score.py"
 #: a from-scratch tiny model needs a far higher learning rate than a pretrained one
 TINY_OVERRIDES = {"learning_rate": 0.002, "num_train_epochs": 8, "per_device_train_batch_size": 16}
 #: the pipeline's settings, but for the 384-wide pretrained offline DistilBERT (see README)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import mlflow
-
 EXPERIMENT = "distilbert-catalog"
 
 
@@ -16,6 +14,8 @@ def configure_tracking(default_dir: str | Path = "mlruns") -> str:
     MLflow 3 keeps the file store in maintenance mode and asks for an explicit opt-in; it is the
     lightest local backend (no database migrations at start-up), so we opt in for local runs.
     """
+    import mlflow  # here, not at the top: child_env serves processes that never track
+
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     if not uri:
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
@@ -29,6 +29,8 @@ def configure_tracking(default_dir: str | Path = "mlruns") -> str:
 
 def log_flat(metrics: dict, prefix: str = "") -> None:
     """Log the numeric leaves of a (nested) metrics dict to the active run."""
+    import mlflow
+
     flat = {}
     for name, value in metrics.items():
         key = f"{prefix}{name}".replace(" ", "_")

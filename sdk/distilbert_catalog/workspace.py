@@ -106,7 +106,7 @@ class Workspace:
         from ``model``; the endpoint is deleted at the end unless ``delete=False``.
         """
         if self.mode == "local":
-            from .quickstart import SCORE_SCRIPT
+            from .serving import SCORE_SCRIPT
             from .runner.endpoints import serve
 
             with serve(SCORE_SCRIPT, Path(model)) as server:

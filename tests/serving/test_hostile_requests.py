@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from distilbert_catalog.quickstart import SCORE_SCRIPT
+from distilbert_catalog.serving import SCORE_SCRIPT
 from distilbert_catalog.runner.endpoints import invoke, serve
 from distilbert_catalog.serving.limits import Limits
 from distilbert_catalog.tasks import TASKS as DISCOVERED

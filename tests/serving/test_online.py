@@ -2,7 +2,7 @@
 
 import pytest
 
-from distilbert_catalog.quickstart import SCORE_SCRIPT
+from distilbert_catalog.serving import SCORE_SCRIPT
 from distilbert_catalog.runner.endpoints import serve
 from tests.support import FEAR, JOY
 

@@ -67,7 +67,7 @@ def test_package_refuses_an_mlflow_model(fill_mask_mlflow, tmp_path):
 
 @pytest.fixture(scope="module")
 def server(fill_mask_mlflow):
-    from distilbert_catalog.quickstart import SCORE_SCRIPT
+    from distilbert_catalog.serving import SCORE_SCRIPT
     from distilbert_catalog.runner.endpoints import serve
 
     with serve(SCORE_SCRIPT, fill_mask_mlflow) as running:

@@ -21,10 +21,10 @@ import pytest
 
 from distilbert_catalog.samples import sample_dir
 from distilbert_catalog.tasks.question_answering import SEED_REQUEST
+from distilbert_catalog.serving import SCORE_SCRIPT
 from tests.support import REPO
 
 SQUAD = sample_dir("squad_v2")
-SCORE_SCRIPT = REPO / "sdk" / "distilbert_catalog" / "serving" / "score.py"
 FULL = bool(os.environ.get("DISTILBERT_QA_FULL_TRAINING"))
 # the recipe that clears the F1 >= 60 bar (test F1 84.92 on the pretrained offline DistilBERT; docs/question-answering.md)
 FULL_SETTINGS = {"max_seq_length": 384, "doc_stride": 128}

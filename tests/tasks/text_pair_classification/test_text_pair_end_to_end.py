@@ -23,10 +23,10 @@ import yaml
 from distilbert_catalog.metrics_file import read_metrics
 from distilbert_catalog.samples import sample_dir
 from distilbert_catalog.tasks import get_task
+from distilbert_catalog.serving import SCORE_SCRIPT
 
 REPO = Path(__file__).resolve().parents[3]
 PIPELINE = REPO / "pipelines" / "sentence-pair-classification.yaml"
-SCORE_SCRIPT = REPO / "sdk" / "distilbert_catalog" / "serving" / "score.py"
 CLI = Path(sys.executable).with_name("distilbert-catalog")
 PAIRS = sample_dir("nli_pairs")
 TASK = get_task("text-pair-classification")

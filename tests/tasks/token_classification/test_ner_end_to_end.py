@@ -23,11 +23,11 @@ import pytest
 from distilbert_catalog.samples import sample_dir
 from distilbert_catalog.tasks.token_classification import SEED_REQUEST
 from distilbert_catalog.tasks.token_classification.metrics import entity_scores
+from distilbert_catalog.serving import SCORE_SCRIPT
 from tests.support import REPO
 
 CONLL = sample_dir("conll2003")
 PIPELINE = REPO / "pipelines" / "named-entity-recognition.yaml"
-SCORE_SCRIPT = REPO / "sdk" / "distilbert_catalog" / "serving" / "score.py"
 LABELS = "O,B-PER,I-PER,B-ORG,I-ORG,B-LOC,I-LOC,B-MISC,I-MISC"
 FULL = bool(os.environ.get("DISTILBERT_NER_FULL_TRAINING"))
 #: the recipe the pipeline ships (checked against its YAML below)
