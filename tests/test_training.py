@@ -65,11 +65,43 @@ def test_resume_from_checkpoint(tiny_model, emotion_dir, tmp_path):
     assert checkpoints
     resumed = dc.finetune("text-classification", output_dir=tmp_path / "b", num_train_epochs=2,
                           resume_from_checkpoint=str(first.model_dir / "checkpoints"), **common)
-    state = json.loads(next(Path(resumed.model_dir / "checkpoints").glob(
-        "checkpoint-*/trainer_state.json")).read_text())
-    assert state["global_step"] == 2 * json.loads(
-        (checkpoints[0] / "trainer_state.json").read_text())["global_step"]
-    assert state["epoch"] == 2.0
+    first_steps = json.loads((checkpoints[0] / "trainer_state.json").read_text())["global_step"]
+    metrics = json.loads((resumed.metrics_dir / "metrics.json").read_text())["metrics"]
+    # on to epoch 2 with only the second epoch's steps run in this job (not 2 epochs from scratch)
+    assert metrics["epoch"] == 2.0
+    assert round(metrics["train_steps_per_second"] * metrics["train_runtime"]) == first_steps
+
+
+def test_a_resumed_run_adopts_the_foreign_best_checkpoint_and_keeps_its_metric(tmp_path):
+    """Resuming from another job's folder: its best checkpoint's weights are copied into this run's
+    folder and stay the one to beat (a later tie must not win, as in an uninterrupted run)."""
+    from transformers import TrainerControl, TrainerState, TrainingArguments
+
+    from distilbert_catalog.training import AdoptForeignBestCheckpoint
+
+    foreign = tmp_path / "killed" / "checkpoints" / "checkpoint-15"
+    foreign.mkdir(parents=True)
+    for name in ("model.safetensors", "config.json", "optimizer.pt", "rng_state.pth"):
+        (foreign / name).write_text(name)
+    args = TrainingArguments(output_dir=str(tmp_path / "resumed" / "checkpoints"), report_to=[])
+
+    def begin(best, metric, world_zero=True):
+        state = TrainerState(best_model_checkpoint=best, best_metric=metric,
+                             is_world_process_zero=world_zero)
+        AdoptForeignBestCheckpoint().on_train_begin(args, state, TrainerControl())
+        return state
+
+    adopted = tmp_path / "resumed" / "checkpoints" / "checkpoint-15"
+    other_rank = begin(str(foreign), 0.2, world_zero=False)  # only rank 0 copies
+    assert other_rank.best_model_checkpoint == str(adopted) and not adopted.exists()
+    state = begin(str(foreign), 0.2)
+    assert (state.best_model_checkpoint, state.best_metric) == (str(adopted), 0.2)
+    assert sorted(p.name for p in adopted.iterdir()) == ["config.json", "model.safetensors"]
+    assert (adopted / "model.safetensors").read_text() == "model.safetensors"
+    own = begin(str(adopted), 0.3)  # already this run's: untouched
+    assert (own.best_model_checkpoint, own.best_metric) == (str(adopted), 0.3)
+    gone = begin(None, 0.2)  # the Trainer dropped a best path that no longer exists
+    assert (gone.best_model_checkpoint, gone.best_metric) == (None, None)
 
 
 def test_unknown_sdk_arguments_fail_loudly():

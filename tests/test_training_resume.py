@@ -86,8 +86,14 @@ def test_training_killed_mid_run_resumes_to_the_same_metrics(tiny_model, emotion
     _run(script, tmp_path / "resumed", env, resume=str(checkpoints))
     resumed = _metrics(tmp_path / "resumed")
 
-    state = json.loads(max((tmp_path / "resumed").rglob("checkpoint-*/trainer_state.json"),
-                           key=lambda p: int(p.parent.name.split("-")[1])).read_text())
+    straight_state, state = (json.loads(max(
+        (tmp_path / run).rglob("checkpoint-*/trainer_state.json"),
+        key=lambda p: int(p.parent.name.split("-")[1])).read_text())
+        for run in ("straight", "resumed"))
     assert state["epoch"] == EPOCHS
+    # the same best checkpoint (the one the final metrics come from), even when epochs tie
+    assert Path(state["best_model_checkpoint"]).name == \
+        Path(straight_state["best_model_checkpoint"]).name
+    assert state["best_metric"] == straight_state["best_metric"]
     for name in ("eval_accuracy", "eval_loss"):
         assert resumed[name] == pytest.approx(straight[name], abs=1e-3), (name, straight, resumed)

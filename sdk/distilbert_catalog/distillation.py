@@ -51,7 +51,7 @@ from .precision import choose_training_precision, default_device
 from .ranks import current
 from .tasks import get_task, record_task, task_for_config
 from .tracking import configure_tracking, log_flat
-from .training import (CatalogTrainer, ForgetForeignBestCheckpoint, ProgressLog, first_batch,
+from .training import (AdoptForeignBestCheckpoint, CatalogTrainer, ProgressLog, first_batch,
                        load_validation, training_arguments, with_lengths)
 
 log = logging.getLogger(__name__)
@@ -375,7 +375,7 @@ def distill(task_name: str, teacher_args: TeacherArgs, data: DistillDataArgs,
         train_dataset=train_features, eval_dataset=eval_features, processing_class=tokenizer,
         compute_metrics=task.trainer_metrics(labels, eval_features),
         preprocess_logits_for_metrics=task.preprocess_logits_for_metrics(settings),
-        callbacks=[ForgetForeignBestCheckpoint(), ProgressLog()],
+        callbacks=[AdoptForeignBestCheckpoint(), ProgressLog()],
         teacher=teacher.to(student.device), weights=weights, temperature=options.temperature)
     trainer.remove_callback(PrinterCallback)
 

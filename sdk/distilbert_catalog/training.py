@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import logging
+import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -123,7 +124,7 @@ def finetune(task_name: str, model: ModelArgs, data: FinetuneDataArgs, task_args
 
     has_eval = eval_features is not None
     args = training_arguments(training, model_dir, task, precision, has_eval, rank)
-    callbacks: list[TrainerCallback] = [ForgetForeignBestCheckpoint(), ProgressLog()]
+    callbacks: list[TrainerCallback] = [AdoptForeignBestCheckpoint(), ProgressLog()]
     if training.early_stopping:
         if not has_eval:
             raise CatalogError("early_stopping needs validation data (validation_data or a "
@@ -332,17 +333,32 @@ class ProgressLog(TrainerCallback):
               f"{values} [{elapsed:.0f}s, ~{left:.0f}s left]", flush=True)
 
 
-class ForgetForeignBestCheckpoint(TrainerCallback):
-    """Resuming from another job's checkpoint brings that job's ``best_model_checkpoint`` path.
+class AdoptForeignBestCheckpoint(TrainerCallback):
+    """Resuming from another job's checkpoint brings that job's best checkpoint, outside this run's
+    folder. Its weights are copied into this run's folder (optimizer and RNG states are not needed
+    to load a best model) and the state points there, so the best-model choice is the one an
+    uninterrupted run makes (a later evaluation must still beat the best metric so far: forgetting
+    it made a tie after the resume win), and the Trainer's checkpoint rotation, which keeps the
+    best one plus the newest, never keeps a foreign folder while deleting this run's own. A best
+    checkpoint that no longer exists (the Trainer then drops its path) is forgotten with its
+    metric: no later checkpoint could be compared with weights that cannot be loaded."""
 
-    Trainer's checkpoint rotation keeps only the best one plus the newest, and the best one is not
-    in this run's folder, so with ``save_total_limit=1`` it would delete every checkpoint we write.
-    """
+    RUN_STATE = ("optimizer.pt", "scheduler.pt", "rng_state*.pth", "scaler.pt")
 
     def on_train_begin(self, args, state, control, **kwargs):
-        best = state.best_model_checkpoint
-        if best and not Path(best).resolve().is_relative_to(Path(args.output_dir).resolve()):
-            state.best_model_checkpoint, state.best_metric = None, None
+        if state.best_model_checkpoint is None:
+            state.best_metric = None
+            return
+        best, run_dir = Path(state.best_model_checkpoint).resolve(), Path(args.output_dir).resolve()
+        if best.is_relative_to(run_dir):
+            return
+        adopted = run_dir / best.name
+        if state.is_world_process_zero and not adopted.exists():
+            staging = run_dir / f".adopting-{best.name}"
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.copytree(best, staging, ignore=shutil.ignore_patterns(*self.RUN_STATE))
+            staging.rename(adopted)
+        state.best_model_checkpoint = str(adopted)
 
 
 def first_batch(features, collator, model, rows: int) -> dict:
