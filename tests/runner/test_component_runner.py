@@ -292,3 +292,29 @@ def test_undeclared_reference_and_unknown_output(tmp_path):
         build_argv(bad, {"text": "t"}, {"out": "/o"})
     with pytest.raises(RunnerError, match="unknown output"):
         build_argv(spec, {"text": "t"}, {"out": "/o", "extra": "/e"})
+
+
+@pytest.mark.parametrize("edit, says", [
+    (("type: integer", "type: integr"), "integr"),  # a type Azure ML does not know
+    (("default: fast\n", "default: fast\n    minimum: 2\n"), "minimum"),  # a misspelt key
+])
+def test_a_spec_azure_ml_would_refuse_is_refused_before_anything_runs(tmp_path, edit, says):
+    """Read with azure-ai-ml's load_component: what the service would refuse fails here too,
+    with its message, and no step starts (the pipeline that uses the component fails as well)."""
+    spec = write_echo_component(tmp_path)
+    text = spec.read_text()
+    assert edit[0] in text
+    spec.write_text(text.replace(edit[0], edit[1], 1))
+    with pytest.raises(RunnerError, match="not a valid component for Azure ML") as refused:
+        run_component(spec, {"text": "t"}, tmp_path / "out")
+    assert says in str(refused.value) and str(spec) in str(refused.value)
+    assert not (tmp_path / "out").exists()
+
+    from distilbert_catalog.runner.pipeline import plan_pipeline
+
+    pipeline = tmp_path / "pipeline.yaml"
+    pipeline.write_text("$schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json\n"
+                        "type: pipeline\njobs:\n  echo:\n    type: command\n"
+                        "    component: ./echo.yaml\n    inputs:\n      text: t\n")
+    with pytest.raises(RunnerError, match="not a valid pipeline job for Azure ML"):
+        plan_pipeline(pipeline)

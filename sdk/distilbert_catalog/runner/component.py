@@ -1,6 +1,10 @@
 """Run an Azure ML command component on this machine, offline.
 
-The component YAML is the same file ``az ml component create`` takes. Its ``command`` template is
+The component YAML is the same file ``az ml component create`` takes, read with azure-ai-ml's own
+``load_component`` (its schema: typed inputs with defaults, optional, enum, min and max; what the
+service would refuse is refused here, with azure-ai-ml's message). The runner keeps only what
+azure-ai-ml cannot do offline: checking values against those inputs, putting them into the
+command, and running it. The ``command`` template is
 split into tokens with :mod:`shlex` *before* any value is put in, and values are substituted inside
 those tokens, so a value with spaces, quotes or ``;`` always arrives as one argv item and nothing
 ever goes through a shell.
@@ -19,6 +23,7 @@ import re
 import shlex
 import subprocess
 import sys
+import warnings
 from collections import deque
 from pathlib import Path
 from typing import Any, Mapping, TextIO
@@ -34,6 +39,7 @@ __all__ = [
     "RunnerError",
     "ComponentRunError",
     "load_spec",
+    "spec_from_component",
     "build_argv",
     "run_component",
     "PATH_TYPES",
@@ -79,14 +85,53 @@ def read_yaml(path: str | os.PathLike, what: str) -> tuple[Path, Any]:
         raise RunnerError(f"{path}: not valid YAML: {exc}") from exc
 
 
+def azure_load(loader_name: str, path: Path, what: str):
+    """``azure.ai.ml.<loader_name>(source=path)``, offline; its validation errors (which say what
+    is wrong and where) become a :class:`RunnerError` naming the file."""
+    import azure.ai.ml
+
+    try:
+        with warnings.catch_warnings():  # experimental-class notices, not problems of the file
+            warnings.simplefilter("ignore")
+            return getattr(azure.ai.ml, loader_name)(source=path)
+    except Exception as exc:  # noqa: BLE001 - ValidationException, ValueError, marshmallow errors
+        raise RunnerError(f"{path}: not a valid {what} for Azure ML: {exc}") from None
+
+
 def load_spec(path: str | os.PathLike) -> dict:
-    """Read a command-component YAML with ``yaml.safe_load``.
+    """Read a command-component YAML with azure-ai-ml's ``load_component``.
 
     ``code`` is resolved against the spec's folder (default: the spec's folder itself) and stored back
     as an absolute path; ``_spec_path`` and ``_base_dir`` record where the spec came from.
     """
     path, raw = read_yaml(path, "component spec")
-    return normalize_spec(raw, base_dir=path.parent, source=str(path))
+    if isinstance(raw, Mapping) and raw.get("type", "command") != "command":
+        raise RunnerError(f"{path}: component type '{raw.get('type')}' cannot run locally; "
+                          "only 'command' components can")
+    return spec_from_component(azure_load("load_component", path, "component"), source=str(path))
+
+
+def spec_from_component(component, *, source: str) -> dict:
+    """The runner's view of an azure-ai-ml ``CommandComponent`` (loaded from a file, or a pipeline
+    step's): its command, code folder, typed inputs, outputs and distribution."""
+    if getattr(component, "type", None) != "command":
+        raise RunnerError(f"{source}: component type '{getattr(component, 'type', None)}' cannot run "
+                          "locally; only 'command' components can")
+    raw: dict[str, Any] = {
+        "name": component.name, "type": "command", "command": component.command,
+        "code": component.code,
+        "inputs": {name: {key: value for key in ("type", "default", "optional", "enum", "min", "max")
+                          if (value := getattr(definition, key, None)) is not None}
+                   for name, definition in (component.inputs or {}).items()},
+        "outputs": {name: {"type": definition.type}
+                    for name, definition in (component.outputs or {}).items()},
+    }
+    if component.distribution is not None:
+        raw["distribution"] = {key: value for key in ("type", "process_count_per_instance")
+                               if (value := getattr(component.distribution, key, None)) is not None}
+    if getattr(component.resources, "instance_count", None) is not None:
+        raw["resources"] = {"instance_count": component.resources.instance_count}
+    return normalize_spec(raw, base_dir=component.base_path, source=source)
 
 
 def normalize_spec(raw: Any, *, base_dir: str | os.PathLike, source: str) -> dict:

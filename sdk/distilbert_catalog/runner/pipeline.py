@@ -30,11 +30,11 @@ from distilbert_catalog.runner.component import (
     _component_name,
     _is_optional,
     _REMOTE,
-    load_spec,
+    azure_load,
     local_path,
     read_yaml,
-    normalize_spec,
     run_component,
+    spec_from_component,
 )
 from distilbert_catalog.runner.warm import WarmStarter
 
@@ -156,6 +156,7 @@ def plan_pipeline(pipeline_path: str | os.PathLike, inputs: Mapping[str, Any] | 
     pipeline_outputs = set((doc.get("outputs") or {}).keys())
 
     steps: dict[str, dict] = {}
+    azure_job = None  # azure-ai-ml's PipelineJob, loaded once the outline checks pass
     for step, job in doc["jobs"].items():
         step = str(step)
         if not isinstance(job, Mapping):
@@ -169,16 +170,20 @@ def plan_pipeline(pipeline_path: str | os.PathLike, inputs: Mapping[str, Any] | 
                 f"step '{step}': inline command jobs (no 'component:') are not supported locally; "
                 "move the command into a component YAML and reference it with component: ./file.yaml"
             )
-        if isinstance(component, Mapping):
-            spec = normalize_spec(component, base_dir=base, source=f"{path} (jobs.{step}.component)")
-        else:
+        if not isinstance(component, Mapping):
             ref = str(component)
             if _REMOTE.match(ref) and not ref.startswith("file:"):
                 raise RunnerError(
                     f"step '{step}': component '{ref}' is a registered asset, which is not available offline; "
                     "point component: at a local YAML file"
                 )
-            spec = load_spec(local_path(ref, base, f"step '{step}' component", step))
+            local = local_path(ref, base, f"step '{step}' component", step)
+            if not local.is_file():
+                raise RunnerError(f"step '{step}': component spec not found: {local}")
+        if azure_job is None:
+            azure_job = azure_load("load_job", path, "pipeline job")
+        spec = spec_from_component(azure_job.jobs[step].component,
+                                   source=f"{path} (jobs.{step}.component)")
         declared_in = spec.get("inputs") or {}
         declared_out = spec.get("outputs") or {}
 
