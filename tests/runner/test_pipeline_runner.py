@@ -251,6 +251,8 @@ def test_three_steps_run_in_dependency_order_and_wire_outputs(project, tmp_path)
 
     running = [line.split(":")[0] for line in lines if ": running" in line]
     assert running == ["[1/3] prep", "[2/3] train", "[3/3] evaluate"]
+    # named as the component YAML names it (azure-ai-ml loads a pipeline's as 'azureml_anonymous')
+    assert all(line.endswith(": running record_step ...") for line in lines if ": running" in line)
     assert sum(": done in " in line for line in lines) == 3
     assert lines[1].startswith("[1/3] prep: done in ") and lines[1].endswith("s")
 

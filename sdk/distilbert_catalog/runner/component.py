@@ -111,14 +111,15 @@ def load_spec(path: str | os.PathLike) -> dict:
     return spec_from_component(azure_load("load_component", path, "component"), source=str(path))
 
 
-def spec_from_component(component, *, source: str) -> dict:
+def spec_from_component(component, *, source: str, name: str | None = None) -> dict:
     """The runner's view of an azure-ai-ml ``CommandComponent`` (loaded from a file, or a pipeline
-    step's): its command, code folder, typed inputs, outputs and distribution."""
+    step's): its command, code folder, typed inputs, outputs and distribution; ``name`` replaces
+    the component's own (a pipeline's components are loaded as 'azureml_anonymous')."""
     if getattr(component, "type", None) != "command":
         raise RunnerError(f"{source}: component type '{getattr(component, 'type', None)}' cannot run "
                           "locally; only 'command' components can")
     raw: dict[str, Any] = {
-        "name": component.name, "type": "command", "command": component.command,
+        "name": name or component.name, "type": "command", "command": component.command,
         "code": component.code,
         "inputs": {name: {key: value for key in ("type", "default", "optional", "enum", "min", "max")
                           if (value := getattr(definition, key, None)) is not None}

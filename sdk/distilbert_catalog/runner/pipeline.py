@@ -170,6 +170,7 @@ def plan_pipeline(pipeline_path: str | os.PathLike, inputs: Mapping[str, Any] | 
                 f"step '{step}': inline command jobs (no 'component:') are not supported locally; "
                 "move the command into a component YAML and reference it with component: ./file.yaml"
             )
+        declared, source = component, f"{path} (jobs.{step}.component)"
         if not isinstance(component, Mapping):
             ref = str(component)
             if _REMOTE.match(ref) and not ref.startswith("file:"):
@@ -180,10 +181,13 @@ def plan_pipeline(pipeline_path: str | os.PathLike, inputs: Mapping[str, Any] | 
             local = local_path(ref, base, f"step '{step}' component", step)
             if not local.is_file():
                 raise RunnerError(f"step '{step}': component spec not found: {local}")
+            declared, source = read_yaml(local, "component spec")[1], str(local)
         if azure_job is None:
             azure_job = azure_load("load_job", path, "pipeline job")
-        spec = spec_from_component(azure_job.jobs[step].component,
-                                   source=f"{path} (jobs.{step}.component)")
+        # azure-ai-ml names a pipeline's components 'azureml_anonymous'; progress lines and errors
+        # name the component as its YAML does
+        name = declared.get("name") if isinstance(declared, Mapping) else None
+        spec = spec_from_component(azure_job.jobs[step].component, source=source, name=name)
         declared_in = spec.get("inputs") or {}
         declared_out = spec.get("outputs") or {}
 
