@@ -234,5 +234,6 @@ def test_sdk_names_the_tasks_it_has_deployments_for():
     import distilbert_catalog.api as api
 
     with pytest.raises(ValueError, match="available: \\['fill-mask', 'question-answering', "
-                                         "'text-classification', 'token-classification'\\]"):
+                                         "'text-classification', 'text-pair-classification', "
+                                         "'token-classification'\\]"):
         api.batch_deployment("summarization")

@@ -176,13 +176,15 @@ def test_online_endpoint_under_azmlinfsrv(pairs, in_process_answers):
 
 
 def test_batch_cli_scores_a_file_with_an_error_row(pairs, in_process_answers, tmp_path):
+    """The task's batch deployment YAML, run by the batch CLI as the README shows."""
     rows = [{"text": p, "text_pair": h} for p, h in zip(PREMISES, HYPOTHESES)]
     rows.append({"text": PREMISES[0], "text_pair": ""})
     source = tmp_path / "inputs"
     source.mkdir()
     (source / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    deployment = REPO / "components/deploy/batch/text_pair_classification/deployment.yaml"
     done = subprocess.run([str(CLI), "batch", str(pairs[1]), str(source),
-                           "--output-dir", str(tmp_path / "out")],
+                           "--output-dir", str(tmp_path / "out"), "--deployment", str(deployment)],
                           capture_output=True, text=True, env={**_os_env(), **child_env(tmp_path)})
     assert done.returncode == 0, done.stderr
     scored = pd.read_csv(tmp_path / "out" / "predictions.csv")
