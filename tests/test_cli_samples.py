@@ -98,6 +98,9 @@ def test_emotion_twin_runs_the_pipeline_yaml_end_to_end_on_two_processes(tiny_mo
     assert training["config"]["world_size"] == 2
     assert training["config"]["global_train_batch_size"] == 32  # 16 per device x 2
     assert proc.stdout.count("training: 15 steps") == 1  # 480 rows / 32; printed by rank 0 only
+    # then one summary line and one evaluation line for the model kept (not a repeated step line)
+    assert proc.stdout.count("  training done after step 15: ") == 1
+    assert proc.stdout.count("  evaluation of the best checkpoint checkpoint-15: eval_loss") == 1
     assert proc.stdout.count("fine-tuned model:") == 1
     metrics = json.loads((Path(outputs["evaluation_result"]) / "metrics.json").read_text())
     assert metrics["stage"] == "evaluation" and metrics["n_examples"] == 102

@@ -310,27 +310,39 @@ class CatalogTrainer(Trainer):
 
 
 class ProgressLog(TrainerCallback):
-    """One line per Trainer log: step, epoch, loss or eval metrics, time spent and time left.
+    """One line per Trainer log: step, epoch, loss or eval metrics, time spent and time left; then
+    one line for the run's summary and one for the evaluation of the model it keeps.
 
     Plain lines rather than a progress bar, so they read well in job logs and piped output.
     """
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.started = time.monotonic()
+        self.started, self.ended = time.monotonic(), False
         if not state.is_world_process_zero:
             return
         print(f"training: {state.max_steps} steps, {args.num_train_epochs:g} epochs", flush=True)
 
+    def on_train_end(self, args, state, control, **kwargs):
+        self.ended = True
+
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero:
             return
+        logs = logs or {}
         elapsed = time.monotonic() - self.started
-        done = state.global_step / state.max_steps if state.max_steps else 0
-        left = elapsed / done - elapsed if done else 0
-        values = ", ".join(f"{k} {v:.4g}" for k, v in (logs or {}).items()
+        values = ", ".join(f"{k} {v:.4g}" for k, v in logs.items()
                            if isinstance(v, (int, float)) and k != "epoch")
-        print(f"  step {state.global_step}/{state.max_steps} (epoch {state.epoch or 0:.2f}): "
-              f"{values} [{elapsed:.0f}s, ~{left:.0f}s left]", flush=True)
+        if self.ended:  # the evaluation after training, of the best checkpoint when one is kept
+            kept = f"best checkpoint {Path(state.best_model_checkpoint).name}" \
+                if args.load_best_model_at_end and state.best_model_checkpoint else "final model"
+            print(f"  evaluation of the {kept}: {values}", flush=True)
+        elif "train_runtime" in logs:  # the Trainer's summary of the run
+            print(f"  training done after step {state.global_step}: {values}", flush=True)
+        else:
+            done = state.global_step / state.max_steps if state.max_steps else 0
+            left = elapsed / done - elapsed if done else 0
+            print(f"  step {state.global_step}/{state.max_steps} (epoch {state.epoch or 0:.2f}): "
+                  f"{values} [{elapsed:.0f}s, ~{left:.0f}s left]", flush=True)
 
 
 class AdoptForeignBestCheckpoint(TrainerCallback):
