@@ -80,25 +80,29 @@ def twin_outputs(proc: subprocess.CompletedProcess) -> dict:
     return json.loads("\n".join(lines[start:]))["outputs"]
 
 
-def test_emotion_twin_runs_the_pipeline_yaml_end_to_end_on_two_nodes(tiny_model, tmp_path):
-    """`distilbert-catalog run pipelines/emotion-detection.yaml --set instance_count=2`, as the
-    twin runs it: fine-tuned by two simulated nodes of one torchrun rank each under DDP, every
-    step in order, the card over both evaluations, the steps tracked to the caller's store. (The
-    one-process pipeline runs in the emotion-detection notebook's test; two processes on one node
-    in tests/test_ddp.py.)"""
+@pytest.mark.parametrize("scale, nodes", [({"PROCESSES": "2"}, ["[default0]:", "[default1]:"]),
+                                          ({"INSTANCES": "2"}, ["[node 0]", "[node 1]"])],
+                         ids=["process_count_per_instance=2", "instance_count=2"])
+def test_emotion_twin_runs_the_pipeline_yaml_end_to_end_on_two_processes(scale, nodes, tiny_model,
+                                                                         tmp_path):
+    """`distilbert-catalog run pipelines/emotion-detection.yaml --set process_count_per_instance=2`
+    (two torchrun ranks on one node) and `--set instance_count=2` (two simulated nodes of one rank
+    each), as the twin runs them: fine-tuned under DDP, every step in order, the card over both
+    evaluations, the steps tracked to the caller's store. (The one-process pipeline runs in the
+    emotion-detection notebook's test.)"""
     import mlflow
 
     store = (tmp_path / "mlruns").as_uri()
     proc = run_twin("emotion-detection.sh", tmp_path, tiny_model, EPOCHS="1",
-                    LEARNING_RATE="0.003", INSTANCES="2", MLFLOW_TRACKING_URI=store)
+                    LEARNING_RATE="0.003", MLFLOW_TRACKING_URI=store, **scale)
     steps = [line for line in proc.stdout.splitlines() if line.endswith(" ...")]
     assert [s.split(":")[0] for s in steps] == ["[1/4] finetune", "[2/4] evaluate",
                                                "[3/4] evaluate_natural", "[4/4] model_card"]
     outputs = twin_outputs(proc)
     training = json.loads((tmp_path / "out" / "finetune" / "metrics" / "metrics.json").read_text())
     assert training["config"]["world_size"] == 2
-    assert "[node 0]" in proc.stdout and "[node 1]" in proc.stdout  # two nodes' output, labelled
-    assert training["config"]["global_train_batch_size"] == 32  # 16 per device x 2 nodes
+    assert all(label in proc.stdout for label in nodes)  # both processes' output, labelled
+    assert training["config"]["global_train_batch_size"] == 32  # 16 per device x 2
     assert proc.stdout.count("training: 15 steps") == 1  # 480 rows / 32; printed by rank 0 only
     # then one summary line and one evaluation line for the model kept (not a repeated step line)
     assert proc.stdout.count("  training done after step 15: ") == 1
