@@ -19,8 +19,8 @@ from distilbert_catalog.errors import BadRequest, CatalogError, DataError
 from distilbert_catalog.samples import sample_dir
 from distilbert_catalog.serving.request_parsing import parse_request
 from distilbert_catalog.tasks import TASKS, get_task
-from distilbert_catalog.tasks.question_answering import (SEED_REQUEST, nearest_occurrence,
-                                                         read_predictions, squad)
+from distilbert_catalog.tasks.question_answering import SEED_REQUEST, nearest_occurrence, squad
+from distilbert_catalog.tasks.question_answering.predictions import read_predictions
 from tests.support import write_jsonl
 
 TASK = get_task("question-answering")

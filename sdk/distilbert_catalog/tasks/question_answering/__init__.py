@@ -5,8 +5,9 @@ training, evaluation, packaging and serving code:
 
 * :mod:`.engine` - question/context windowing, training labels, n-best span decoding;
 * :mod:`.squad` - the official SQuAD v2 metrics;
-* this module - data columns and validation, request parameters, predictions-file scoring and
-  the F1-against-no-answer-threshold plot.
+* :mod:`.predictions` - reading a predictions file made elsewhere;
+* :mod:`.plots` - the F1-against-no-answer-threshold plot;
+* this module - data columns and validation, request parameters and evaluation.
 
 Canonical columns after :meth:`QuestionAnswering.prepare_data`: ``id`` (generated when the data
 has none), ``title`` (when the data has one), ``context``, ``question`` and ``answers``
@@ -28,6 +29,8 @@ from ...errors import BadRequest, DataError
 from ...backends import to_numpy
 from ..base import EvalResult, Param, Task, cross_entropy, positive, soft_target_loss
 from . import engine, mlqa, squad
+from .plots import curve_with_origin, plot_threshold_curve
+from .predictions import read_predictions
 from .arguments import DEFAULTS, QADecisionArgs, QAEvaluationArgs, QuestionAnsweringArgs
 
 ID, TITLE, CONTEXT, QUESTION, ANSWERS = "id", "title", "context", "question", "answers"
@@ -470,122 +473,6 @@ def _block(official: Mapping[str, Any], prefix: str) -> dict[str, float] | None:
     if f"{prefix}_total" not in official:
         return None
     return {k: official[f"{prefix}_{k}"] for k in ("exact", "f1", "total")}
-
-
-# --------------------------------------------------------------------------- predictions file
-
-TEXT_KEYS = ("prediction_text", "prediction", "answer")
-PROB_KEYS = ("no_answer_probability", "no_answer_prob", "na_prob")
-
-
-def read_predictions(path: str | Path) -> tuple[dict[str, str], dict[str, float] | None]:
-    """Predictions (id -> text) and no-answer probabilities (or None) from a file.
-
-    Accepted: jsonl rows ``{"id", "prediction_text", "no_answer_probability"?}`` (the Hugging
-    Face ``squad_v2`` metric layout), a JSON list of such rows, or the official SQuAD JSON
-    object ``{id: text}``. Probabilities must be given for every row or for none.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError("predictions file not found", source=str(path))
-    text = path.read_text()
-    whole = None
-    if path.suffix.lower() != ".jsonl":
-        try:
-            whole = json.loads(text)
-        except ValueError:
-            whole = None
-    if isinstance(whole, dict) and "id" in whole and any(k in whole for k in TEXT_KEYS):
-        whole = [whole]  # a one-line jsonl file
-    if isinstance(whole, dict):
-        for qid, value in whole.items():
-            if not isinstance(value, str):
-                raise DataError(f"the SQuAD predictions object maps ids to answer strings; "
-                                f"id {qid!r} has {value!r}", source=str(path))
-        return dict(whole), None
-    if isinstance(whole, list):
-        records = whole
-    else:
-        records = []
-        for line_no, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except ValueError as exc:
-                raise DataError(f"not valid JSON ({exc})", source=str(path), row=line_no) \
-                    from None
-    if not records:
-        raise DataError("the predictions file is empty", source=str(path))
-    predictions: dict[str, str] = {}
-    probs: dict[str, float] = {}
-    for row, record in enumerate(records, start=1):
-        if not isinstance(record, Mapping) or "id" not in record:
-            raise DataError('expected an object {"id", "prediction_text", '
-                            '"no_answer_probability"?}', source=str(path), row=row)
-        qid = str(record["id"])
-        key = next((k for k in TEXT_KEYS if k in record), None)
-        if key is None or not isinstance(record[key], str):
-            raise DataError(f"expected a string prediction_text (\"\" for no answer), got "
-                            f"{record.get(key or 'prediction_text')!r}", source=str(path),
-                            row=row, column=key or "prediction_text")
-        if qid in predictions:
-            raise DataError(f"duplicate prediction for id {qid!r}", source=str(path), row=row,
-                            column="id")
-        predictions[qid] = record[key]
-        prob_key = next((k for k in PROB_KEYS if k in record), None)
-        if prob_key is not None:
-            value = record[prob_key]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not np.isfinite(value):
-                raise DataError(f"expected a number, got {value!r}", source=str(path), row=row,
-                                column=prob_key)
-            probs[qid] = float(value)
-    if probs and len(probs) != len(predictions):
-        raise DataError(f"no_answer_probability is given for {len(probs)} of "
-                        f"{len(predictions)} predictions; give it for every row or none",
-                        source=str(path))
-    return predictions, probs or None
-
-
-# --------------------------------------------------------------------------- plot
-
-
-def curve_with_origin(thresholds: list[float], f1s: list[float], no_answer_share: float
-                      ) -> tuple[list[float], list[float]]:
-    """The curve from threshold 0: below the smallest probability every question is "" ."""
-    if thresholds and thresholds[0] <= 0.0:
-        return list(thresholds), list(f1s)
-    return [0.0, *thresholds], [100.0 * no_answer_share, *f1s]
-
-
-def plot_threshold_curve(thresholds: list[float], f1s: list[float], f1_as_predicted: float,
-                         path: Path, title: str) -> None:
-    """F1 against the no-answer probability threshold, with the as-predicted and best points."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    best = int(np.argmax(f1s)) if f1s else 0
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    xs, ys = list(thresholds), list(f1s)
-    if xs and xs[-1] < 1.0:  # above the largest probability every question is answered
-        xs, ys = xs + [1.0], ys + [ys[-1]]
-    ax.step(xs, ys, where="post", label="F1, abstaining where P(no answer) > threshold")
-    ax.axhline(f1_as_predicted, color="grey", linestyle=":",
-               label=f"F1 as predicted ({f1_as_predicted:.1f})")
-    if f1s:
-        ax.plot([thresholds[best]], [f1s[best]], "o", color="tab:red",
-                label=f"best F1 {f1s[best]:.1f} at threshold {thresholds[best]:.3f}")
-    ax.set_xlabel("no-answer probability threshold")
-    ax.set_ylabel("F1 (0-100)")
-    ax.set_xlim(-0.02, 1.02)
-    ax.set_ylim(0, 101)
-    ax.set_title(title)
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 TASK = QuestionAnswering()
