@@ -1,6 +1,8 @@
 """The CLI drives the local runner over the real component and pipeline YAML."""
 
 import json
+import sys
+from pathlib import Path
 
 from distilbert_catalog.cli import main
 from tests.support import EMOTION_LABELS, REPO
@@ -47,3 +49,19 @@ def test_user_errors_exit_2_with_a_message(tmp_path, capsys):
                  "--set", "no_such_input=1", "--output-dir", str(tmp_path)])
     assert code == 2
     assert "no_such_input" in capsys.readouterr().err
+
+
+def test_a_component_azure_ml_would_refuse_exits_2_naming_the_file(tmp_path):
+    """`distilbert-catalog run` in a fresh process, as users run it: azure-ai-ml's reading of the
+    spec refuses an input type it does not know, before anything runs."""
+    import subprocess
+
+    spec = tmp_path / "bad.yaml"
+    spec.write_text((REPO / "components/finetune/text_classification/spec.yaml").read_text()
+                    .replace("type: integer", "type: integr", 1))
+    cli = Path(sys.executable).with_name("distilbert-catalog")
+    done = subprocess.run([str(cli), "run", str(spec), "--output-dir", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"{spec}: not a valid component for Azure ML" in done.stderr and "integr" in done.stderr
+    assert not (tmp_path / "out").exists()

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from .api import pipeline_path
 from .metrics_file import FILENAME as METRICS_FILE, read_metrics
+from .pretrained import pretrained_distilbert
 from .runner.endpoints import serve
 from .runner.pipeline import run_pipeline
 from .serving import SCORE_SCRIPT
-from .pretrained import pretrained_distilbert
 from .tracking import child_env
 
 #: a from-scratch tiny model needs a far higher learning rate than a pretrained one

@@ -121,11 +121,12 @@ def spec_from_component(component, *, source: str, name: str | None = None) -> d
     raw: dict[str, Any] = {
         "name": name or component.name, "type": "command", "command": component.command,
         "code": component.code,
-        "inputs": {name: {key: value for key in ("type", "default", "optional", "enum", "min", "max")
-                          if (value := getattr(definition, key, None)) is not None}
-                   for name, definition in (component.inputs or {}).items()},
-        "outputs": {name: {"type": definition.type}
-                    for name, definition in (component.outputs or {}).items()},
+        "inputs": {key: {field: value for field in ("type", "default", "optional", "enum", "min",
+                                                    "max")
+                         if (value := getattr(definition, field, None)) is not None}
+                   for key, definition in (component.inputs or {}).items()},
+        "outputs": {key: {"type": definition.type}
+                    for key, definition in (component.outputs or {}).items()},
     }
     if component.distribution is not None:
         raw["distribution"] = {key: value for key in ("type", "process_count_per_instance")

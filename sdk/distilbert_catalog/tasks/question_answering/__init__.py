@@ -29,9 +29,9 @@ from ...errors import BadRequest, DataError
 from ...backends import to_numpy
 from ..base import EvalResult, Param, Task, cross_entropy, positive, soft_target_loss
 from . import engine, mlqa, squad
+from .arguments import DEFAULTS, QADecisionArgs, QAEvaluationArgs, QuestionAnsweringArgs
 from .plots import curve_with_origin, plot_threshold_curve
 from .predictions import read_predictions
-from .arguments import DEFAULTS, QADecisionArgs, QAEvaluationArgs, QuestionAnsweringArgs
 
 ID, TITLE, CONTEXT, QUESTION, ANSWERS = "id", "title", "context", "question", "answers"
 PLOT = "f1_vs_no_answer_threshold.png"
