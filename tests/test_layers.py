@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("packaging", ("mlflow_model",)),
     ("workflows", ("training", "distillation", "evaluation", "quality_gate", "cards", "model_pages")),
     ("top", ("", "api", "cli", "components", "quickstart", "runner", "runner.*", "serving",
-             "serving.*", "tiny", "pretrained", "workspace")),
+             "serving.*", "tiny", "pretrained", "mlm_head", "workspace")),
 ]
 
 
