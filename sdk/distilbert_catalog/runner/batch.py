@@ -17,207 +17,36 @@ gets, and ``shutdown()`` (if defined) at the end.
   as needed) next to ``summary.json`` (files, rows, succeeded, failed, mini_batches, retries, ...).
 * Failed rows are the rows with a non-empty ``error`` column. Once they exceed
   ``error_threshold`` (-1: never) the run stops with :class:`BatchThresholdExceeded`.
+
+This module schedules (hands out mini-batches, retries, stops at the threshold). The settings and
+the deployment YAML adapter are in :mod:`.batch_settings`, the worker protocol in
+:mod:`.batch_worker`, and the committed parts (names, atomic writes, the join) in
+:mod:`.batch_parts`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import importlib.util
 import json
 import multiprocessing
 import os
 import sys
 import time
-import traceback
-import uuid
-import warnings
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from multiprocessing.connection import wait
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from distilbert_catalog.assets import code_dir as resolve_code_dir
-from distilbert_catalog.errors import CatalogError
+from distilbert_catalog.runner import batch_parts as parts
+from distilbert_catalog.runner.batch_settings import (BatchDeploymentFile, BatchRunError,
+                                                      BatchSettings, BatchThresholdExceeded,
+                                                      load_batch_deployment_file)
+from distilbert_catalog.runner.batch_worker import Worker, worker_main
 from distilbert_catalog.runner.process import check_script_and_model
 
 __all__ = ["BatchRunError", "BatchThresholdExceeded", "BatchSettings", "BatchDeploymentFile",
            "load_batch_deployment_file", "run_batch"]
-
-PARTS = ".parts"
-SUMMARY = "summary.json"
-FILE, ROW, ERROR = "file", "row", "error"
-
-
-class BatchRunError(CatalogError, RuntimeError):
-    """A local batch run could not run: bad arguments, a missing script, or a failing ``init()``."""
-
-
-class BatchThresholdExceeded(BatchRunError):
-    """More rows failed than ``error_threshold`` allows; the summary is still written."""
-
-    def __init__(self, message: str, summary: dict):
-        super().__init__(message)
-        self.summary = summary
-
-
-@dataclass
-class BatchSettings:
-    """The parallel-run settings of a batch deployment (Azure ML's defaults, but a longer timeout)."""
-
-    mini_batch_size: int = 10
-    max_concurrency_per_instance: int = 1
-    max_retries: int = 3
-    timeout: float = 300.0
-    error_threshold: int = -1
-    output_file_name: str = "predictions.csv"
-    environment_variables: dict[str, str] = field(default_factory=dict)
-
-    def check(self) -> None:
-        for name in ("mini_batch_size", "max_concurrency_per_instance"):
-            if int(getattr(self, name)) < 1:
-                raise BatchRunError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if int(self.max_retries) < 0:
-            raise BatchRunError(f"max_retries must be 0 or more, got {self.max_retries}")
-        if not float(self.timeout) > 0:
-            raise BatchRunError(f"timeout must be positive seconds, got {self.timeout}")
-        if int(self.error_threshold) < -1:
-            raise BatchRunError(f"error_threshold must be -1 (never fail) or more, got "
-                                f"{self.error_threshold}")
-        name = self.output_file_name
-        if not name or Path(name).name != name or name in (".", "..", SUMMARY, PARTS):
-            raise BatchRunError(f"output_file_name must be a plain file name other than {SUMMARY}, "
-                                f"got {name!r}")
-
-
-@dataclass
-class BatchDeploymentFile:
-    """What a batch deployment YAML says about running it: settings and the scoring script."""
-
-    settings: BatchSettings
-    scoring_script: Path
-    code_dir: Path
-
-
-def load_batch_deployment_file(path: str | os.PathLike) -> BatchDeploymentFile:
-    """Read a ``batchDeployment`` YAML with azure-ai-ml's own loader (offline)."""
-    from azure.ai.ml import load_batch_deployment
-
-    path = Path(path).expanduser().resolve()
-    if not path.is_file():
-        raise BatchRunError(f"deployment file not found: {path}")
-    try:
-        with warnings.catch_warnings():  # azure-ai-ml nudges towards ModelBatchDeployment
-            warnings.filterwarnings("ignore", "This class is intended as a base class")
-            deployment = load_batch_deployment(source=path)
-    except Exception as exc:  # noqa: BLE001 - azure-ai-ml's validation errors say what is wrong
-        raise BatchRunError(f"{path}: not a valid batch deployment: {exc}") from None
-    defaults = BatchSettings()
-    retry = deployment.retry_settings
-    settings = BatchSettings(
-        mini_batch_size=_first(deployment.mini_batch_size, defaults.mini_batch_size),
-        max_concurrency_per_instance=_first(deployment.max_concurrency_per_instance,
-                                            defaults.max_concurrency_per_instance),
-        max_retries=_first(getattr(retry, "max_retries", None), defaults.max_retries),
-        timeout=_first(getattr(retry, "timeout", None), defaults.timeout),
-        error_threshold=_first(deployment.error_threshold, defaults.error_threshold),
-        output_file_name=_first(deployment.output_file_name, defaults.output_file_name),
-        environment_variables={str(k): str(v) for k, v in
-                               (deployment.environment_variables or {}).items()},
-    )
-    code = deployment.code_configuration
-    if code is None or not code.scoring_script:
-        raise BatchRunError(f"{path}: code_configuration with code and scoring_script is required")
-    code_dir = resolve_code_dir((path.parent / str(code.code)).resolve(), code.scoring_script)
-    return BatchDeploymentFile(settings, code_dir / code.scoring_script, code_dir)
-
-
-def _first(value, default):
-    return default if value is None else value
-
-
-# --------------------------------------------------------------------------------------------------
-# Worker process
-
-
-def _as_frame(result: Any):
-    """A ``run()`` result as a DataFrame: DataFrames as they are, lists of dicts or of values."""
-    import pandas as pd
-
-    if isinstance(result, pd.DataFrame):
-        return result
-    if isinstance(result, pd.Series):
-        result = result.tolist()
-    if result is None or isinstance(result, (str, bytes, Mapping)) or not hasattr(result, "__iter__"):
-        raise TypeError("run() must return a pandas DataFrame or a list (one item per processed "
-                        f"input), got {type(result).__name__}")
-    items = list(result)
-    if items and all(isinstance(item, Mapping) for item in items):
-        return pd.DataFrame(items)
-    return pd.DataFrame({"result": items})
-
-
-def _short_error(exc: BaseException) -> str:
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
-    return f"{type(exc).__name__}: {exc}{where}"
-
-
-def _worker_main(conn, script: str, code_dir: str, env: dict[str, str]) -> None:
-    """Import the scoring script, ``init()`` once, then ``run()`` every mini-batch sent."""
-    os.environ.update(env)
-    for folder in (code_dir, str(Path(script).parent)):
-        if folder not in sys.path:
-            sys.path.insert(0, folder)
-    try:
-        spec = importlib.util.spec_from_file_location(f"_batch_driver_{uuid.uuid4().hex}", script)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        for name in ("init", "run"):
-            if not callable(getattr(module, name, None)):
-                raise AttributeError(f"{Path(script).name} must define {name}()")
-        module.init()
-    except BaseException as exc:  # noqa: BLE001 - reported to the runner, which stops the run
-        conn.send(("init_failed", None, "".join(traceback.format_exception(exc))))
-        return
-    conn.send(("ready", None, None))
-    while True:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError):  # the runner is gone
-            return
-        if message is None:
-            break
-        index, files = message
-        try:
-            result = module.run(list(files))
-        except Exception as exc:  # noqa: BLE001 - the mini-batch failed; the runner retries it
-            traceback.print_exc(file=sys.stderr)
-            conn.send(("failed", index, _short_error(exc)))
-            continue
-        try:
-            frame = _as_frame(result)
-        except TypeError as exc:  # a bug in the script, not in the data: the runner stops
-            conn.send(("bad_result", index, str(exc)))
-        else:
-            conn.send(("done", index, frame))
-    shutdown = getattr(module, "shutdown", None)
-    if callable(shutdown):
-        shutdown()
-
-
-@dataclass
-class _Worker:
-    process: Any
-    conn: Any
-    ready: bool = False
-    job: int | None = None
-    started: float = 0.0
-
-
-# --------------------------------------------------------------------------------------------------
-# Parts: one committed CSV per finished mini-batch
 
 
 def _input_files(input_path: Path, out_dir: Path) -> list[Path]:
@@ -227,54 +56,6 @@ def _input_files(input_path: Path, out_dir: Path) -> list[Path]:
         return sorted(p for p in input_path.rglob("*")
                       if p.is_file() and out_dir not in p.parents)
     raise BatchRunError(f"batch input not found: {input_path}")
-
-
-def _fingerprint(path: Path) -> list:
-    stat = path.stat()
-    return [str(path), stat.st_size, stat.st_mtime_ns]
-
-
-def _part_names(batches: list[list[Path]], context: list) -> list[str]:
-    names = []
-    for number, batch in enumerate(batches):
-        key = json.dumps([context, [_fingerprint(p) for p in batch]], sort_keys=True)
-        names.append(f"{number:05d}-{hashlib.sha256(key.encode()).hexdigest()[:16]}")
-    return names
-
-
-def _write_atomically(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-
-
-def _commit(path: Path, frame) -> None:
-    _write_atomically(path, lambda tmp: frame.to_csv(tmp, index=False, lineterminator="\n"))
-
-
-def _failed_frame(batch: list[Path], reason: str):
-    import pandas as pd
-
-    return pd.DataFrame({FILE: [p.name for p in batch], ROW: pd.array([None] * len(batch), "Int64"),
-                         ERROR: [reason] * len(batch)})
-
-
-def _read_part(path: Path):
-    import pandas as pd
-
-    return pd.read_csv(path, dtype=str, keep_default_na=False)
-
-
-def _failed_rows(frame) -> int:
-    return int((frame[ERROR] != "").sum()) if ERROR in frame.columns else 0
-
-
-# --------------------------------------------------------------------------------------------------
-# The runner
 
 
 def run_batch(
@@ -309,15 +90,16 @@ def run_batch(
     if not files:
         raise BatchRunError(f"no input files under {input_path}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    parts_dir = out_dir / PARTS
+    parts_dir = out_dir / parts.PARTS
     parts_dir.mkdir(exist_ok=True)
     for leftover in parts_dir.glob(".*.tmp"):  # from a run killed while it wrote
         leftover.unlink()
 
     size = int(settings.mini_batch_size)
     batches = [files[i:i + size] for i in range(0, len(files), size)]
-    context = [str(model), _fingerprint(script), sorted(settings.environment_variables.items())]
-    names = _part_names(batches, context)
+    context = [str(model), parts.fingerprint(script),
+               sorted(settings.environment_variables.items())]
+    names = parts.part_names(batches, context)
     done = {i for i, name in enumerate(names) if (parts_dir / f"{name}.csv").exists()}
     run = _Run(script, code, model, out_dir, settings, batches, names, parts_dir, done, progress)
     try:
@@ -341,8 +123,8 @@ class _Run:
         self.attempts: dict[int, int] = {}
         self.retries = 0
         self.failed_batches: list[int] = []
-        self.failed_rows = sum(_failed_rows(_read_part(self.part(i))) for i in done)
-        self.workers: list[_Worker] = []
+        self.failed_rows = sum(parts.failed_rows(parts.read_part(self.part(i))) for i in done)
+        self.workers: list[Worker] = []
         self.env = {**{k: v for k, v in _thread_env(settings).items() if k not in os.environ},
                     **settings.environment_variables,
                     "AZUREML_MODEL_DIR": str(model), "AZUREML_BI_OUTPUT_PATH": str(out_dir)}
@@ -356,15 +138,15 @@ class _Run:
         return self.parts_dir / f"{self.names[index]}{'.failed' if failed else ''}.csv"
 
     # --- workers ----------------------------------------------------------------------------
-    def spawn(self) -> _Worker:
+    def spawn(self) -> Worker:
         parent, child = self.context.Pipe()
-        process = self.context.Process(target=_worker_main, daemon=True,
+        process = self.context.Process(target=worker_main, daemon=True,
                                        args=(child, str(self.script), str(self.code), self.env))
         process.start()
         child.close()
-        return _Worker(process, parent)
+        return Worker(process, parent)
 
-    def retire(self, worker: _Worker) -> None:
+    def retire(self, worker: Worker) -> None:
         if worker.process.is_alive():
             worker.process.kill()
         worker.process.join(5)
@@ -407,7 +189,7 @@ class _Run:
                 if self.aborted:
                     break
 
-    def service(self, worker: _Worker, timeout: float) -> None:
+    def service(self, worker: Worker, timeout: float) -> None:
         try:
             while worker.conn.poll():
                 kind, index, payload = worker.conn.recv()
@@ -432,7 +214,7 @@ class _Run:
         if self.todo or any(w.job is not None for w in self.workers):
             self.workers.append(self.spawn())
 
-    def handle(self, worker: _Worker, kind: str, index, payload) -> None:
+    def handle(self, worker: Worker, kind: str, index, payload) -> None:
         if kind == "init_failed":
             raise BatchRunError(f"init() of {self.script.name} failed:\n{payload}")
         if kind == "ready":
@@ -455,19 +237,19 @@ class _Run:
                            f"{tries}/{self.settings.max_retries}", file=sys.stderr)
             return
         self.failed_batches.append(index)
-        frame = _failed_frame(self.batches[index], f"mini-batch failed after {tries} attempt(s): "
-                                                   f"{reason}")
-        _commit(self.part(index, failed=True), frame)
+        frame = parts.failed_frame(self.batches[index],
+                                   f"mini-batch failed after {tries} attempt(s): {reason}")
+        parts.write_csv(self.part(index, failed=True), frame)
         self.count(self.part(index, failed=True))
 
     def commit(self, index: int, frame) -> None:
-        _commit(self.part(index), frame)
+        parts.write_csv(self.part(index), frame)
         with contextlib.suppress(FileNotFoundError):
             self.part(index, failed=True).unlink()
         self.count(self.part(index))
 
     def count(self, part: Path) -> None:
-        self.failed_rows += _failed_rows(_read_part(part))  # as the joined output will read
+        self.failed_rows += parts.failed_rows(parts.read_part(part))  # as the output will read
         self.bar.update(1)
         self.bar.set_postfix(failed_rows=self.failed_rows, retries=self.retries, refresh=False)
         self.check_threshold()
@@ -480,18 +262,10 @@ class _Run:
 
     # --- output ---------------------------------------------------------------------------
     def finish(self) -> tuple[Path, dict]:
-        import pandas as pd
-
-        frames = []
-        for index in range(len(self.batches)):
-            for path in (self.part(index), self.part(index, failed=True)):
-                if path.exists():
-                    frames.append(_read_part(path))
-                    break
-        joined = pd.concat(frames, ignore_index=True).fillna("") if frames else pd.DataFrame()
-        if ERROR in joined.columns:  # file, row, outputs..., error
-            joined = joined[[c for c in joined.columns if c != ERROR] + [ERROR]]
-        failed = _failed_rows(joined)
+        committed = (self.part(i) if self.part(i).exists() else self.part(i, failed=True)
+                     for i in range(len(self.batches)))
+        joined = parts.join([path for path in committed if path.exists()])
+        failed = parts.failed_rows(joined)
         summary = {
             "status": "failed" if self.aborted else "succeeded",
             "files": sum(len(b) for b in self.batches),
@@ -511,14 +285,10 @@ class _Run:
             with contextlib.suppress(FileNotFoundError):
                 out_path.unlink()  # a stopped run has no complete output
         else:
-            _write_atomically(out_path, lambda tmp: joined.to_csv(tmp, index=False,
-                                                                  lineterminator="\n"))
-            current = {f"{name}{suffix}.csv" for name in self.names for suffix in ("", ".failed")}
-            for stale in self.parts_dir.glob("*.csv"):
-                if stale.name not in current:
-                    stale.unlink()
-        _write_atomically(self.out_dir / SUMMARY,
-                          lambda tmp: tmp.write_text(json.dumps(summary, indent=2) + "\n"))
+            parts.write_csv(out_path, joined)
+            parts.remove_stale(self.parts_dir, self.names)
+        parts.write_atomically(self.out_dir / parts.SUMMARY,
+                               lambda tmp: tmp.write_text(json.dumps(summary, indent=2) + "\n"))
         if self.aborted:
             raise BatchThresholdExceeded(f"batch run stopped: {self.aborted}; committed "
                                          f"mini-batches are kept for a rerun", summary)
