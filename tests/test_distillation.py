@@ -17,6 +17,7 @@ from distilbert_catalog.components import COMPONENTS
 from distilbert_catalog.distillation import (build_student, default_student_layers, pad_stack,
                                              student_layer_choice, teacher_outputs)
 from distilbert_catalog.arguments import DistillArgs
+from distilbert_catalog.cards import write_card
 from distilbert_catalog.errors import CatalogError
 from distilbert_catalog.metrics_file import read_metrics
 from distilbert_catalog.samples import sample_dir
@@ -210,6 +211,71 @@ def test_a_teacher_of_another_task_is_refused_before_training(tiny_model, tmp_pa
                                            "text-classification model"):
         dc.distill("text-classification", output_dir=tmp_path / "out",
                    teacher_model_path=str(teacher), **task_data("text-classification", tmp_path))
+
+
+def student_folder(teacher: Path, folder: Path, **config_changes) -> Path:
+    """A model to start a student from: the teacher's first layer (or, with config changes, a
+    fresh model of another shape), saved with the teacher's tokenizer."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(teacher)
+    if config_changes:
+        model.config.update(config_changes)
+        model = type(model)(model.config)
+    else:
+        model = build_student(model, [0])
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(teacher).save_pretrained(folder)
+    return folder
+
+
+def test_a_given_student_model_is_distilled_instead_of_teacher_layers(tiny_model, tmp_path):
+    teacher = with_task_head(tiny_model, "text-classification", tmp_path / "teacher")
+    start = student_folder(teacher, tmp_path / "start")
+    inputs = task_data("text-classification", tmp_path)
+    dc.distill("text-classification", output_dir=tmp_path / "out", teacher_model_path=str(teacher),
+               student_model_path=str(start), max_steps=2, precision="fp32", speed_rounds=1,
+               **inputs)
+    record = read_metrics(tmp_path / "out" / "metrics")
+    student = record["details"]["distillation"]["student"]
+    assert student["started_from"] == "a local model folder (start)"
+    assert "layers_from_teacher" not in student and student["layers"] == 1
+    assert record["config"]["student_model"] == str(start)
+    assert record["config"]["student_layers"] is None
+    trained = json.loads((tmp_path / "out" / "pytorch_model_folder" / "config.json").read_text())
+    assert trained["n_layers"] == 1
+    assert trained["catalog_provenance"]["student_model"] == "a local model folder (start)"
+    dc.evaluate("text-classification", output_dir=tmp_path / "evaluation",
+                mlflow_model_path=str(tmp_path / "out" / "mlflow_model_folder"),
+                test_data=inputs["test_data"])
+    card = write_card(tmp_path / "card", evaluation_dir=tmp_path / "evaluation",
+                      training_dir=tmp_path / "out" / "metrics").read_text()
+    assert ("A 1-layer student of the 2-layer teacher `../teacher`,\nstarted from a local model "
+            "folder (start) (the teacher's tokenizer),") in card
+
+
+@pytest.mark.parametrize("case", ["other tokenizer", "other width with alpha_cos", "both"])
+def test_a_student_model_that_cannot_learn_from_the_teacher_is_refused(case, tiny_model,
+                                                                        pretrained_model,
+                                                                        tmp_path):
+    teacher = with_task_head(tiny_model, "text-classification", tmp_path / "teacher")
+    options = {"student_model_path": str(student_folder(teacher, tmp_path / "start"))}
+    if case == "other tokenizer":
+        options = {"student_model_name": str(pretrained_model)}
+        expected = "another tokenizer than the teacher"
+    elif case == "other width with alpha_cos":
+        options = {"student_model_path": str(student_folder(teacher, tmp_path / "wide", dim=32,
+                                                            hidden_dim=64)),
+                   "alpha_cos": 1.0}
+        expected = "is 32 wide and the teacher 64; set alpha_cos=0"
+    else:
+        options["student_num_layers"] = 1
+        expected = "not both"
+    with pytest.raises(CatalogError, match=expected):
+        dc.distill("text-classification", output_dir=tmp_path / "out",
+                   teacher_model_path=str(teacher), max_steps=1, precision="fp32",
+                   **options, **task_data("text-classification", tmp_path))
+    assert not (tmp_path / "out" / "pytorch_model_folder").exists()
 
 
 def test_distill_emotion_pipeline_runs_as_users_run_it(tiny_model, tmp_path):

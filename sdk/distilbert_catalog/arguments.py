@@ -129,6 +129,13 @@ class DistillArgs:
         None, "Comma-separated teacher layers (0-based) that initialise the student's layers, "
         "in order, e.g. 1,3,5. Default: evenly spaced, ending at the teacher's last layer "
         "(layer floor((i+1)*n/k)-1 for student layer i of k, teacher of n: 6 -> 3 takes 1,3,5).")
+    student_model_name: Optional[str] = arg(
+        None, "Hugging Face hub id of a model to start the student from instead of the teacher's "
+        "layers; it must use the teacher's tokenizer (vocabulary).")
+    student_model_path: Optional[str] = arg(
+        None, "A Hugging Face model folder or an MLflow model from this catalog to start the "
+        "student from instead of the teacher's layers (same tokenizer as the teacher); takes "
+        "precedence over student_model_name.", "custom_model")
     temperature: float = arg(2.0, "Softmax temperature of the soft targets (both models).")
     alpha_ce: Optional[float] = arg(
         None, "Weight of the soft-target loss (T^2 KL to the teacher's distribution). Default: "
@@ -141,6 +148,11 @@ class DistillArgs:
         "teacher's (equal hidden sizes). Default: the task's.")
     speed_rounds: int = arg(3, "Timed rounds per model in the report, teacher and student "
                                "interleaved; medians kept.")
+
+    @property
+    def student_model(self) -> str | None:
+        """The model the student starts from, if not cut from the teacher."""
+        return self.student_model_path or self.student_model_name
 
     def weights(self, defaults: dict[str, float]) -> dict[str, float]:
         """The loss weights: those given, else the task's ``defaults``."""

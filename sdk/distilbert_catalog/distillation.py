@@ -10,7 +10,8 @@ masked positions - and its own loss on gold labels).
    validated before any model loads.
 2. The student is the teacher cut down: embeddings, the task head and ``k`` of the teacher's ``n``
    layers (default: evenly spaced, ending at the last layer, layer ⌊(i+1)·n/k⌋-1 for student
-   layer i: 6 -> 3 takes 1, 3, 5).
+   layer i: 6 -> 3 takes 1, 3, 5); or a given model (``student_model_path`` /
+   ``student_model_name``) that reads the teacher's tokens.
 3. Teacher outputs are computed once per training row and cached when every epoch feeds the row
    unchanged (:attr:`Task.distill_inputs_fixed`); otherwise (random masking, or a hidden-state
    loss) the teacher runs on each batch.
@@ -122,8 +123,32 @@ def build_student(teacher, layers: list[int]):
     return student
 
 
+def load_student(task, reference: str, teacher, tokenizer, labels: list[str] | None,
+                 weights: Mapping[str, float]):
+    """A student given as a model (``student_model_path`` / ``student_model_name``), checked
+    against the teacher: the same vocabulary (the student reads the teacher's tokens), and the
+    same hidden size where the cosine loss compares hidden states. Its task head is loaded when
+    it matches the teacher's labels, new otherwise."""
+    source, _ = resolve_model_source(reference)
+    vocabulary = AutoTokenizer.from_pretrained(source).get_vocab()
+    if vocabulary != tokenizer.get_vocab():
+        raise CatalogError(f"student model {reference} has another tokenizer than the teacher "
+                           f"({len(vocabulary)} against {len(tokenizer)} tokens, or the same "
+                           "count with other ids): a student must read the teacher's tokens")
+    student = task.model_class().from_pretrained(source, **task.model_kwargs(labels))
+    width, teacher_width = hidden_size(student.config), hidden_size(teacher.config)
+    if weights["alpha_cos"] > 0 and width != teacher_width:
+        raise CatalogError(f"alpha_cos compares hidden states, but student model {reference} is "
+                           f"{width} wide and the teacher {teacher_width}; set alpha_cos=0")
+    return student
+
+
 def num_layers(config) -> int:
     return int(config.num_hidden_layers)
+
+
+def hidden_size(config) -> int:
+    return int(config.hidden_size)
 
 
 # --- teacher outputs, cached ------------------------------------------------------------------
@@ -318,7 +343,11 @@ def distill(task_name: str, teacher_args: TeacherArgs, data: DistillDataArgs,
     source, _ = resolve_model_source(teacher_args.teacher_model_path)
     config = AutoConfig.from_pretrained(source)
     check_teacher(task, config, teacher_args.teacher_model_path)
-    layers = student_layer_choice(options, num_layers(config))
+    if options.student_model and (options.student_layers or options.student_num_layers):
+        raise CatalogError("give either a student model (student_model_path or "
+                           "student_model_name) or the teacher layers to cut it from "
+                           "(student_layers, student_num_layers), not both")
+    layers = None if options.student_model else student_layer_choice(options, num_layers(config))
     train, transfer, validation, test, labels = distill_data(task, data, task_args,
                                                              teacher_label_names(config))
     if labels is not None and len(config.id2label) != len(labels):
@@ -329,11 +358,16 @@ def distill(task_name: str, teacher_args: TeacherArgs, data: DistillDataArgs,
     set_seed(training.seed)
     tokenizer = AutoTokenizer.from_pretrained(source)
     teacher = task.model_class().from_pretrained(source)
-    student = build_student(teacher, layers)
+    if options.student_model:
+        student = load_student(task, options.student_model, teacher, tokenizer, labels, weights)
+        start = {"student_model": weights_source(options.student_model)}
+    else:
+        student = build_student(teacher, layers)
+        start = {"student_layers": layers}
     provenance = dict(getattr(teacher.config, "catalog_provenance", None) or {})
     student.config.catalog_provenance = {
         **provenance, "distilled_from": weights_source(teacher_args.teacher_model_path),
-        "student_layers": layers}
+        **start}
     record_task(student.config, task)
 
     # 3. Features: labelled and transfer rows together, each marked; teacher outputs cached.
@@ -383,6 +417,7 @@ def distill(task_name: str, teacher_args: TeacherArgs, data: DistillDataArgs,
     run_config = {**dataclasses.asdict(training), **settings, **dataclasses.asdict(options),
                   **weights, "model": teacher_args.teacher_model_path,
                   "teacher_model": teacher_args.teacher_model_path, "student_layers": layers,
+                  "student_model": options.student_model,
                   "teacher_layers": num_layers(config), "teacher_outputs_cached": cached,
                   "labels": labels, **precision.as_config(), "train_examples": len(train),
                   "transfer_examples": len(transfer) if transfer is not None else 0,
@@ -426,8 +461,14 @@ def sizes(teacher, teacher_dir, student, student_dir) -> dict[str, Any]:
             "student": {"layers": num_layers(student.config),
                         "parameters": int(student.num_parameters()),
                         "size_bytes": size_on_disk(student_dir),
-                        "layers_from_teacher": list(student.config.catalog_provenance[
-                            "student_layers"])}}
+                        **start_of(student.config.catalog_provenance)}}
+
+
+def start_of(provenance: Mapping[str, Any]) -> dict[str, Any]:
+    """What the student started from: the teacher's layers, or a given model."""
+    if provenance.get("student_layers") is not None:
+        return {"layers_from_teacher": list(provenance["student_layers"])}
+    return {"started_from": provenance["student_model"]}
 
 
 def compare(task, teacher_dir, student_dir, test: Data, settings: Mapping[str, Any],
