@@ -1,13 +1,13 @@
-"""Named-entity recognition end to end: fine-tune the pretrained offline DistilBERT on the bundled
-CoNLL-2003 sample, evaluate it on the test split (entity F1 as conlleval), render the card,
-predict through MLflow, serve it under azmlinfsrv, and run the NER pipeline locally.
+"""Named-entity recognition end to end: fine-tune on the bundled CoNLL-2003 sample, evaluate it
+on the test split (entity F1 as conlleval), render the card, predict through MLflow, serve it
+under azmlinfsrv, and run the NER pipeline locally.
 
-The model is fine-tuned once per session. By default briefly (a few dozen steps): the tests
-check the mechanics (schemas, offsets, request formats, 400s, rescoring, the card). The recipe the
-pipeline ships (6 epochs on 1,848 sentences, about 6 minutes on one busy thread) does not fit the
-suite's budget on two shared CPU cores; set
-``DISTILBERT_NER_FULL_TRAINING=1`` to run it instead, which also asserts the quality: test entity
-F1 >= 0.8 and the seed sentence's entities.
+The model is fine-tuned once per session. By default the tiny random-init DistilBERT, briefly (a
+few dozen steps): the tests check the mechanics (schemas, offsets, request formats, 400s,
+rescoring, the card). The recipe the pipeline ships (the pretrained offline DistilBERT, 6 epochs
+on 1,848 sentences, about 6 minutes on one busy thread) does not fit the suite's budget on two
+shared CPU cores; set ``DISTILBERT_NER_FULL_TRAINING=1`` to run it instead, which also asserts
+the quality: test entity F1 >= 0.8 and the seed sentence's entities.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ FULL = bool(os.environ.get("DISTILBERT_NER_FULL_TRAINING"))
 #: the recipe the pipeline ships (checked against its YAML below)
 RECIPE = {"num_train_epochs": 6.0, "learning_rate": 3e-4, "per_device_train_batch_size": 16,
           "warmup_ratio": 0.1, "max_seq_length": 128, "stride": 32}
-#: the default suite's short run: the recipe's settings, a few dozen steps
+#: the default suite's short run (the tiny model): the recipe's settings, a few dozen steps
 TRAINING = RECIPE if FULL else {**RECIPE, "max_steps": 30}
 needs_full_training = pytest.mark.skipif(
     not FULL, reason="entity quality needs the full fine-tune (6 epochs, 696 steps; measured "
@@ -41,12 +41,13 @@ needs_full_training = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="session")
-def ner_model(pretrained_model, tmp_path_factory):
+def ner_model(request, tmp_path_factory):
     import distilbert_catalog as dc
 
+    base = request.getfixturevalue("pretrained_model" if FULL else "tiny_model")
     started = time.time()
     result = dc.finetune("token-classification", output_dir=tmp_path_factory.mktemp("ner"),
-                         pytorch_model_path=str(pretrained_model), train_data=str(CONLL),
+                         pytorch_model_path=str(base), train_data=str(CONLL),
                          label_names=LABELS, seed=42, **TRAINING)
     result.seconds = time.time() - started
     return result
