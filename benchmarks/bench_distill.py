@@ -6,6 +6,10 @@ From one teacher (the quickstart's fine-tuned 6-layer emotion model, or ``--teac
   cross-entropy, the component's defaults);
 * ``kd+transfer``: the same, plus a transfer set of unlabelled sentences the teacher labels (the
   bundled sentence-pair sentences: everyday statements never labelled with an emotion);
+* ``kd+augmented``: the same, the transfer set made from the labelled rows themselves, as
+  TinyBERT augments its task data: ``--augment-copies`` variants of each training sentence, each
+  one-token word replaced with probability ``--augment-share`` by one of the masked-LM's top
+  candidates for it (the pretrained offline DistilBERT's, ``--augment-model``), unlabelled;
 * ``ce``: the same student (same initialisation: the teacher's layers; same recipe: epochs,
   learning rate, batches, seeds) trained with cross-entropy only (alpha_ce 0, alpha_task 1). A
   transfer set carries no labels, so it cannot help cross-entropy alone.
@@ -34,7 +38,7 @@ from bench_common import interleaved, print_summary, write_result  # noqa: E402
 
 LABELS = "sadness,joy,love,anger,fear,surprise"
 CONFIGS = {"kd": {}, "ce": {"alpha_ce": 0.0, "alpha_task": 1.0},
-           "kd+transfer": {"transfer": True}}
+           "kd+transfer": {"transfer": "sentences"}, "kd+augmented": {"transfer": "augmented"}}
 
 
 def transfer_folder(out: Path, limit: int) -> Path:
@@ -51,6 +55,49 @@ def transfer_folder(out: Path, limit: int) -> Path:
                 rows.append({"text": text})
     rows = rows[:limit]
     folder = out / "transfer"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "transfer.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+def augmented_folder(out: Path, texts: list[str], model_dir: str | Path, copies: int,
+                     share: float, seed: int, top_k: int = 8) -> Path:
+    """TinyBERT-style augmentation: ``copies`` variants of each text, each one-token word
+    replaced with probability ``share`` by one of the masked-LM's ``top_k`` candidates for it
+    (the word masked alone in its sentence; other words, pieces and specials are never offered)."""
+    import random
+
+    import torch
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForMaskedLM.from_pretrained(model_dir).eval()
+    split = [text.split() for text in texts]
+    queries = [(t, w) for t, words in enumerate(split) for w, word in enumerate(words)
+               if word.isalpha() and len(tokenizer.tokenize(word)) == 1]
+    candidates: dict[tuple[int, int], list[str]] = {}
+    for begin in range(0, len(queries), 64):
+        chunk = queries[begin:begin + 64]
+        masked = [" ".join(split[t][:w] + [tokenizer.mask_token] + split[t][w + 1:])
+                  for t, w in chunk]
+        batch = tokenizer(masked, padding=True, return_tensors="pt")
+        with torch.no_grad():
+            logits = model(**batch).logits
+        for row, column in (batch["input_ids"] == tokenizer.mask_token_id).nonzero().tolist():
+            t, w = chunk[row]
+            ranked = tokenizer.convert_ids_to_tokens(logits[row, column].topk(4 * top_k).indices)
+            candidates[(t, w)] = [c for c in ranked if c.isalpha()
+                                  and c != split[t][w].lower()][:top_k]
+    rng, rows, seen = random.Random(seed), [], set(texts)
+    for _ in range(copies):
+        for t, words in enumerate(split):
+            variant = " ".join(rng.choice(candidates[(t, w)])
+                               if candidates.get((t, w)) and rng.random() < share else word
+                               for w, word in enumerate(words))
+            if variant not in seen:
+                seen.add(variant)
+                rows.append({"text": variant})
+    folder = out / "augmented"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "transfer.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return folder
@@ -80,6 +127,11 @@ def main(argv=None) -> int:
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--epochs", type=float, default=8)
     parser.add_argument("--transfer-rows", type=int, default=240)
+    parser.add_argument("--augment-copies", type=int, default=4)
+    parser.add_argument("--augment-share", type=float, default=0.3)
+    parser.add_argument("--augment-model", default=None,
+                        help="masked-LM for kd+augmented (default: the pretrained offline "
+                             "DistilBERT)")
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--max-steps", type=int, default=-1, help="(tests) stop each run early")
     parser.add_argument("--configs", default=",".join(CONFIGS))
@@ -92,17 +144,29 @@ def main(argv=None) -> int:
 
     emotion, natural = sample_dir() / "emotion", sample_dir() / "emotion_natural"
     work = Path(tempfile.mkdtemp(prefix="bench-distill-"))
-    transfer = transfer_folder(work, args.transfer_rows)
+    configs = args.configs.split(",")
+    transfers = {"sentences": transfer_folder(work, args.transfer_rows)}
+    if "kd+augmented" in configs:
+        from distilbert_catalog.pretrained import pretrained_distilbert
+
+        texts = [json.loads(line)["text"]
+                 for line in (emotion / "train.jsonl").read_text().splitlines()]
+        transfers["augmented"] = augmented_folder(
+            work, texts, args.augment_model or pretrained_distilbert(), args.augment_copies,
+            args.augment_share, seed=0)
     started = time.monotonic()
     result: dict = {"teacher": {"test": accuracy(args.teacher, emotion),
                                 "natural": accuracy(args.teacher, natural)},
-                    "settings": vars(args), "configs": {}}
+                    "settings": vars(args), "configs": {}, "transfer_rows": {}}
     print(f"teacher: test {result['teacher']['test']:.3f}, natural "
           f"{result['teacher']['natural']:.3f}", flush=True)
     students = {}
-    for name in args.configs.split(","):
+    for name in configs:
         options = dict(CONFIGS[name])
-        use_transfer = options.pop("transfer", False)
+        transfer = transfers.get(options.pop("transfer", None))
+        if transfer:
+            result["transfer_rows"][name] = len(
+                (transfer / "transfer.jsonl").read_text().splitlines())
         runs = {"test": [], "natural": [], "seconds": []}
         for seed in range(args.seeds):
             out = work / f"{name}-{seed}"
@@ -110,7 +174,7 @@ def main(argv=None) -> int:
             distilled = dc.distill(
                 "text-classification", output_dir=out, teacher_model_path=args.teacher,
                 train_data=str(emotion), test_data=str(natural), label_names=LABELS,
-                transfer_data=str(transfer) if use_transfer else None,
+                transfer_data=str(transfer) if transfer else None,
                 student_num_layers=args.layers, num_train_epochs=args.epochs,
                 learning_rate=args.learning_rate, max_steps=args.max_steps, seed=seed,
                 precision="fp32", speed_rounds=1, **options)

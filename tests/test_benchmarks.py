@@ -99,3 +99,25 @@ def test_bench_qa_reports_every_backend_against_the_baseline(tiny_model, tmp_pat
     assert set(report["test_quality"]) == set(report["speedup_vs_baseline"])
     assert report["test_quality"]["catalog-fp32"]["answers_changed"] == 0
     assert report["cpu"]["torch"] and report["cpu"]["onnxruntime"] and report["cpu"]["isa"]
+
+
+def test_bench_distill_reports_teacher_students_and_speed(emotion_model, tiny_model, tmp_path):
+    """The distillation benchmark on the suite's fine-tuned emotion teacher: one seed of the
+    configuration with the most moving parts (the augmented transfer set the tiny model's
+    masked-LM proposes words for), one step (what it prints is a measurement only at full
+    length; the other configurations differ in loss weights and transfer folder only)."""
+    out = tmp_path / "distill.json"
+    done = run_script("bench_distill.py", "--teacher", str(emotion_model.model_dir),
+                      "--configs", "kd+augmented", "--seeds", "1", "--max-steps", "1",
+                      "--augment-copies", "1", "--augment-model", str(tiny_model),
+                      "--rounds", "1", "--output", str(out))
+    report = json.loads(out.read_text())
+    assert 0.4 < report["teacher"]["test"] <= 1 and 0.7 < report["teacher"]["natural"] <= 1
+    assert set(report["configs"]) == {"kd+augmented"}
+    assert 0 < report["transfer_rows"]["kd+augmented"] <= 480
+    for config in report["configs"].values():
+        assert len(config["test"]["runs"]) == len(config["natural"]["runs"]) == 1
+        assert 0 <= config["test"]["mean"] <= 1
+    assert report["layers_from_teacher"] == [1, 3, 5]
+    assert report["speed"]["student"]["ratio_median"] > 0
+    assert "student requests/s:" in done.stdout and "kept" in done.stdout
