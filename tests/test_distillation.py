@@ -232,6 +232,9 @@ def student_folder(teacher: Path, folder: Path, **config_changes) -> Path:
 def test_a_given_student_model_is_distilled_instead_of_teacher_layers(tiny_model, tmp_path):
     teacher = with_task_head(tiny_model, "text-classification", tmp_path / "teacher")
     start = student_folder(teacher, tmp_path / "start")
+    config = json.loads((teacher / "config.json").read_text())  # a teacher distilled itself
+    config["catalog_provenance"] = {"student_layers": [0, 1], "source_model": "tiny"}
+    (teacher / "config.json").write_text(json.dumps(config))
     inputs = task_data("text-classification", tmp_path)
     dc.distill("text-classification", output_dir=tmp_path / "out", teacher_model_path=str(teacher),
                student_model_path=str(start), max_steps=2, precision="fp32", speed_rounds=1,
@@ -245,6 +248,7 @@ def test_a_given_student_model_is_distilled_instead_of_teacher_layers(tiny_model
     trained = json.loads((tmp_path / "out" / "pytorch_model_folder" / "config.json").read_text())
     assert trained["n_layers"] == 1
     assert trained["catalog_provenance"]["student_model"] == "a local model folder (start)"
+    assert "student_layers" not in trained["catalog_provenance"]  # the teacher's, not this one's
     dc.evaluate("text-classification", output_dir=tmp_path / "evaluation",
                 mlflow_model_path=str(tmp_path / "out" / "mlflow_model_folder"),
                 test_data=inputs["test_data"])

@@ -364,7 +364,9 @@ def distill(task_name: str, teacher_args: TeacherArgs, data: DistillDataArgs,
     else:
         student = build_student(teacher, layers)
         start = {"student_layers": layers}
-    provenance = dict(getattr(teacher.config, "catalog_provenance", None) or {})
+    provenance = {k: v for k, v in (getattr(teacher.config, "catalog_provenance", None)
+                                    or {}).items()
+                  if k not in ("student_layers", "student_model")}  # the teacher's own start
     student.config.catalog_provenance = {
         **provenance, "distilled_from": weights_source(teacher_args.teacher_model_path),
         **start}
