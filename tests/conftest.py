@@ -79,6 +79,14 @@ def pretrained_model() -> Path:
 
 
 @pytest.fixture(scope="session")
+def minilm_source() -> Path:
+    """The BERT folder the pretrained offline DistilBERT is converted from (all-MiniLM-L6-v2)."""
+    from distilbert_catalog.pretrained import source_model_dir
+
+    return source_model_dir()
+
+
+@pytest.fixture(scope="session")
 def emotion_dir() -> Path:
     from distilbert_catalog.samples import sample_dir
 
@@ -91,9 +99,9 @@ def emotion_dir() -> Path:
 SPREAD = {"test_notebooks.py", "test_cli_samples.py"}
 
 
-#: seconds each long unit of work took (2 workers on 2 cores, AMD EPYC, 2026-12-03 evening): the units
-#: start longest first, so the many short files even out the workers' ends (a stale figure only
-#: reorders; a unit not named here starts after these, in collection order)
+#: seconds each long unit of work took (2 workers on 2 cores, AMD EPYC, 2026-12-03 evening):
+#: the units start longest first, so the many short files even out the workers' ends (a stale
+#: figure only reorders; a unit not named here starts after these, in collection order)
 MEASURED_S = {
     "tests/test_ddp.py": 104,
     "tests/test_benchmarks.py": 100,

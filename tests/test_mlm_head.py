@@ -7,15 +7,7 @@ import torch
 from transformers import AutoTokenizer
 
 from distilbert_catalog import mlm_head, pretrained
-
-SENTENCES = ["Paris is the capital of France.",
-             "i am terrified of what comes next",
-             "The quick brown fox jumps over the lazy dog, twice; then it sleeps for 12 hours."]
-
-
-@pytest.fixture(scope="module")
-def source():
-    return pretrained.source_model_dir()
+from tests.support import SENTENCES
 
 
 def test_length_grouped_batches_cover_every_text_once_with_little_padding():
@@ -60,8 +52,8 @@ def test_head_training_text_excludes_fill_mask_evaluation_data():
     assert not any("<mask>" in t for t in texts)
 
 
-def test_training_masks_only_whole_one_token_words_and_always_as_mask(source):
-    tokenizer = AutoTokenizer.from_pretrained(source)
+def test_training_masks_only_whole_one_token_words_and_always_as_mask(minilm_source):
+    tokenizer = AutoTokenizer.from_pretrained(minilm_source)
     texts = ["The unbelievably quick fox, 12 times!", "Zyzzyva sleeps."]
     rows = tokenizer(texts)["input_ids"]
     maskable = [mlm_head.maskable_words(ids, tokenizer) for ids in rows]
@@ -95,8 +87,8 @@ def test_training_text_sharing_six_words_with_evaluation_data_is_left_out():
 
 
 @pytest.mark.parametrize("whole_word_masks", [True, False])
-def test_training_moves_only_the_mask_row_and_the_head(source, whole_word_masks):
-    model, tokenizer = pretrained.convert(source)
+def test_training_moves_only_the_mask_row_and_the_head(minilm_source, whole_word_masks):
+    model, tokenizer = pretrained.convert(minilm_source)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     settings = mlm_head.HeadTraining(steps=3, batch_size=2, whole_word_masks=whole_word_masks)
     torch.manual_seed(0)

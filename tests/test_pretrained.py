@@ -10,20 +10,12 @@ import torch
 from transformers import AutoTokenizer, BertModel, DistilBertForMaskedLM
 
 from distilbert_catalog import pretrained
-
-SENTENCES = ["Paris is the capital of France.",
-             "i am terrified of what comes next",
-             "The quick brown fox jumps over the lazy dog, twice; then it sleeps for 12 hours."]
+from tests.support import SENTENCES
 
 
-@pytest.fixture(scope="module")
-def source():
-    return pretrained.source_model_dir()
-
-
-def test_converted_encoder_hidden_states_equal_the_source_bert(source):
-    bert = BertModel.from_pretrained(source).eval()
-    distil, tokenizer = pretrained.convert(source)
+def test_converted_encoder_hidden_states_equal_the_source_bert(minilm_source):
+    bert = BertModel.from_pretrained(minilm_source).eval()
+    distil, tokenizer = pretrained.convert(minilm_source)
     batch = tokenizer(SENTENCES, padding=True, return_tensors="pt")  # padded rows too
     with torch.inference_mode():
         expected = bert(**batch).last_hidden_state
@@ -37,13 +29,13 @@ def test_converted_encoder_hidden_states_equal_the_source_bert(source):
             - bert.embeddings.word_embeddings.weight).abs().max().item() > 1e-3
 
 
-def test_state_dict_maps_one_to_one(source):
+def test_state_dict_maps_one_to_one(minilm_source):
     from safetensors.torch import load_file
 
-    bert = load_file(source / "model.safetensors")
+    bert = load_file(minilm_source / "model.safetensors")
     mapped = pretrained.convert_bert_state_dict(bert, n_layers=6)
     distil_names = set(DistilBertForMaskedLM(pretrained.distilbert_config(
-        json.loads((source / "config.json").read_text()))).distilbert.state_dict())
+        json.loads((minilm_source / "config.json").read_text()))).distilbert.state_dict())
     assert set(mapped) == distil_names
     used = {k for k in bert if not k.startswith("pooler.") and k != "embeddings.position_ids"}
     assert len(mapped) == len(used) - 1  # token-type embeddings folded into word embeddings
@@ -72,8 +64,9 @@ def test_cached_model_is_an_ordinary_distilbert_folder_with_its_provenance(pretr
     assert f"{model.num_parameters():,} parameters" in readme
 
 
-def test_the_encoder_is_still_the_source_model_after_head_training(pretrained_model, source):
-    bert = BertModel.from_pretrained(source).eval()
+def test_the_encoder_is_still_the_source_model_after_head_training(pretrained_model,
+                                                                   minilm_source):
+    bert = BertModel.from_pretrained(minilm_source).eval()
     model = DistilBertForMaskedLM.from_pretrained(pretrained_model).eval()
     tokenizer = AutoTokenizer.from_pretrained(pretrained_model)
     batch = tokenizer(SENTENCES[:1], return_tensors="pt")
@@ -83,10 +76,11 @@ def test_the_encoder_is_still_the_source_model_after_head_training(pretrained_mo
     assert diff <= 1e-5
 
 
-def test_only_the_mask_row_of_the_encoder_differs_from_the_source(pretrained_model, source):
+def test_only_the_mask_row_of_the_encoder_differs_from_the_source(pretrained_model,
+                                                                    minilm_source):
     """The masked-LM training changes the [MASK] input embedding alone: every other encoder weight
     is the source's, so text without [MASK] (all fine-tuning input) reads exactly as before."""
-    converted, tokenizer = pretrained.convert(source)
+    converted, tokenizer = pretrained.convert(minilm_source)
     built = DistilBertForMaskedLM.from_pretrained(pretrained_model)
     before, after = converted.distilbert.state_dict(), built.distilbert.state_dict()
     assert set(before) == set(after)
@@ -107,8 +101,8 @@ def test_shipped_weights_are_checked_against_their_checksum(tmp_path, monkeypatc
         pretrained.shipped_mlm_weights()
 
 
-def test_mlm_weights_round_trip_into_a_converted_model(source):
-    model, tokenizer = pretrained.convert(source)
+def test_mlm_weights_round_trip_into_a_converted_model(minilm_source):
+    model, tokenizer = pretrained.convert(minilm_source)
     tensors, _ = pretrained.shipped_mlm_weights()
     pretrained.install_mlm_weights(model, tokenizer.mask_token_id, tensors)
     again = pretrained.mlm_weights(model, tokenizer.mask_token_id)
