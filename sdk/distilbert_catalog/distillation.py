@@ -123,24 +123,24 @@ def build_student(teacher, layers: list[int]):
     return student
 
 
-def load_student(task, reference: str, teacher, tokenizer, labels: list[str] | None,
-                 weights: Mapping[str, float]):
-    """A student given as a model (``student_model_path`` / ``student_model_name``), checked
-    against the teacher: the same vocabulary (the student reads the teacher's tokens), and the
-    same hidden size where the cosine loss compares hidden states. Its task head is loaded when
-    it matches the teacher's labels, new otherwise."""
+def student_source(reference: str, teacher_config, tokenizer, weights: Mapping[str, float]
+                   ) -> str:
+    """Where a student given as a model (``student_model_path`` / ``student_model_name``) loads
+    from, checked against the teacher before any weights load: the same vocabulary (the student
+    reads the teacher's tokens), and the same hidden size where the cosine loss compares hidden
+    states."""
     source, _ = resolve_model_source(reference)
     vocabulary = AutoTokenizer.from_pretrained(source).get_vocab()
     if vocabulary != tokenizer.get_vocab():
         raise CatalogError(f"student model {reference} has another tokenizer than the teacher "
                            f"({len(vocabulary)} against {len(tokenizer)} tokens, or the same "
                            "count with other ids): a student must read the teacher's tokens")
-    student = task.model_class().from_pretrained(source, **task.model_kwargs(labels))
-    width, teacher_width = hidden_size(student.config), hidden_size(teacher.config)
+    width = hidden_size(AutoConfig.from_pretrained(source))
+    teacher_width = hidden_size(teacher_config)
     if weights["alpha_cos"] > 0 and width != teacher_width:
         raise CatalogError(f"alpha_cos compares hidden states, but student model {reference} is "
                            f"{width} wide and the teacher {teacher_width}; set alpha_cos=0")
-    return student
+    return source
 
 
 def num_layers(config) -> int:
@@ -357,9 +357,11 @@ def distill(task_name: str, teacher_args: TeacherArgs, data: DistillDataArgs,
     # 2. Teacher and student.
     set_seed(training.seed)
     tokenizer = AutoTokenizer.from_pretrained(source)
+    given = (student_source(options.student_model, config, tokenizer, weights)
+             if options.student_model else None)
     teacher = task.model_class().from_pretrained(source)
-    if options.student_model:
-        student = load_student(task, options.student_model, teacher, tokenizer, labels, weights)
+    if given:  # its task head is loaded where it matches the teacher's labels, new otherwise
+        student = task.model_class().from_pretrained(given, **task.model_kwargs(labels))
         start = {"student_model": weights_source(options.student_model)}
     else:
         student = build_student(teacher, layers)
