@@ -100,7 +100,7 @@ def run_batch(
     context = [str(model), parts.fingerprint(script),
                sorted(settings.environment_variables.items())]
     names = parts.part_names(batches, context)
-    done = {i for i, name in enumerate(names) if (parts_dir / f"{name}.csv").exists()}
+    done = {i for i, name in enumerate(names) if parts.part_path(parts_dir, name).exists()}
     run = _Run(script, code, model, out_dir, settings, batches, names, parts_dir, done, progress)
     try:
         run.loop()
@@ -135,7 +135,7 @@ class _Run:
         self.aborted: str | None = None
 
     def part(self, index: int, failed: bool = False) -> Path:
-        return self.parts_dir / f"{self.names[index]}{'.failed' if failed else ''}.csv"
+        return parts.part_path(self.parts_dir, self.names[index], failed)
 
     # --- workers ----------------------------------------------------------------------------
     def spawn(self) -> Worker:

@@ -34,6 +34,12 @@ def part_names(batches: list[list[Path]], context: list) -> list[str]:
     return names
 
 
+def part_path(parts_dir: Path, name: str, failed: bool = False) -> Path:
+    """A mini-batch's committed part: ``NAME.csv``, or ``NAME.failed.csv`` once it failed every
+    attempt (a rerun tries it again)."""
+    return parts_dir / f"{name}{'.failed' if failed else ''}.csv"
+
+
 def write_atomically(path: Path, write) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -79,7 +85,8 @@ def write_csv(path: Path, frame) -> None:
 
 def remove_stale(parts_dir: Path, names: list[str]) -> None:
     """Delete parts of earlier runs whose files, model, script or environment have changed."""
-    current = {f"{name}{suffix}.csv" for name in names for suffix in ("", ".failed")}
+    current = {part_path(parts_dir, name, failed).name for name in names
+               for failed in (False, True)}
     for stale in parts_dir.glob("*.csv"):
         if stale.name not in current:
             stale.unlink()
