@@ -41,6 +41,15 @@ CONFIGS = {"kd": {}, "ce": {"alpha_ce": 0.0, "alpha_task": 1.0},
            "kd+transfer": {"transfer": "sentences"}, "kd+augmented": {"transfer": "augmented"}}
 
 
+def transfer_set(folder: Path, rows: list[dict]) -> Path:
+    """``folder`` holding ``rows`` as ``transfer.jsonl``, the distill component's transfer_data."""
+    from distilbert_catalog.samples.markup import write_jsonl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    write_jsonl(folder / "transfer.jsonl", rows)
+    return folder
+
+
 def transfer_folder(out: Path, limit: int) -> Path:
     """Unlabelled sentences for the transfer set: the first ``limit`` distinct sentences of the
     bundled NLI pairs (both sentences of each pair)."""
@@ -53,11 +62,7 @@ def transfer_folder(out: Path, limit: int) -> Path:
             if text not in seen:
                 seen.add(text)
                 rows.append({"text": text})
-    rows = rows[:limit]
-    folder = out / "transfer"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "transfer.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return folder
+    return transfer_set(out / "transfer", rows[:limit])
 
 
 def augmented_folder(out: Path, texts: list[str], model_dir: str | Path, copies: int,
@@ -97,10 +102,7 @@ def augmented_folder(out: Path, texts: list[str], model_dir: str | Path, copies:
             if variant not in seen:
                 seen.add(variant)
                 rows.append({"text": variant})
-    folder = out / "augmented"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "transfer.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return folder
+    return transfer_set(out / "augmented", rows)
 
 
 def accuracy(model_dir, data_dir: Path) -> float:

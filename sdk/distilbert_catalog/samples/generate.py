@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import random
 import string
 from pathlib import Path
+
+from .markup import write_jsonl
 
 SQUAD_SEED = 20240502
 SPLITS = ("train", "validation", "test")
@@ -241,9 +242,7 @@ def squad_rows(rng: random.Random) -> dict[str, list[dict]]:
 # ----------------------------------------------------------------------------- io
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8", newline="\n") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    write_jsonl(path, rows)
 
 
 def main(out_dir: str | Path | None = None) -> dict[str, int]:
