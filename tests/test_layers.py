@@ -21,7 +21,7 @@ PACKAGE_DIR = Path(importlib.util.find_spec(PACKAGE).submodule_search_locations[
 
 #: bottom first; patterns are module names relative to the package ("" is the package itself)
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("errors", "defaults", "assets", "hardware", "precision", "ranks", "arguments",
+    ("foundation", ("errors", "process_exit", "defaults", "assets", "hardware", "precision", "ranks", "arguments",
                     "data", "metrics_file", "modeling", "tracking", "backends", "qat", "samples",
                     "samples.*", "model_assets")),
     ("tasks", ("tasks", "tasks.*")),

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from .process_exit import install as _install_exit_hook  # noqa: E402
 from .workspace import workspace  # noqa: E402  (light: it loads the SDK when used)
+
+_install_exit_hook()  # every catalog process ends without a second of final collections
 
 #: the names :mod:`distilbert_catalog.api` provides
 _API = ("distill", "evaluate", "finetune", "gate", "load_model", "model_card", "model_page",

@@ -44,6 +44,7 @@ import threading
 import types
 from pathlib import Path
 
+from distilbert_catalog import process_exit
 from distilbert_catalog.defaults import cache_root
 
 #: set to 1 to run every step in a fresh interpreter
@@ -393,6 +394,9 @@ def _run_child(argv: list[str], cwd: str, output_fd: int, folder: str, report: s
         traceback.print_exception(type(exc), exc, frames)
         interrupted = isinstance(exc, KeyboardInterrupt)
     finally:
+        # the exit handlers, as the interpreter runs them, except the final collection's (this
+        # child ends at once: there are no final collections to spare)
+        atexit.unregister(process_exit.collect_then_freeze)
         with contextlib.suppress(BaseException):
             atexit._run_exitfuncs()
         for stream in (sys.stdout, sys.stderr):
@@ -434,3 +438,7 @@ def _report_modules(folder: str, report: str) -> None:
 
 if __name__ == "__main__":
     _serve(int(sys.argv[1]))
+    # it only imported and forked: nothing of its own to finalise, and a normal exit would walk
+    # every object the libraries made (process_exit.py); the steps ran in the children
+    sys.stdout.flush()
+    os._exit(0)
