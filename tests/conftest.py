@@ -107,7 +107,7 @@ MEASURED_S = {
     "tests/test_benchmarks.py": 100,
     "tests/tasks/text_pair_classification/test_text_pair_end_to_end.py": 98,
     "tests/serving/test_batch.py": 89,
-    "tests/test_distillation.py": 65,
+    "tests/test_distillation.py": 100,
     "tests/tasks/fill_mask/test_fill_mask_end_to_end.py": 54,
     "tests/test_cli_samples.py::test_emotion_twin_runs_the_pipeline_yaml_end_to_end": 46,
     "tests/test_modeling.py": 40,

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 import distilbert_catalog as dc
 from distilbert_catalog.components import COMPONENTS
@@ -24,6 +26,7 @@ from distilbert_catalog.samples import sample_dir
 from distilbert_catalog.tasks import TASKS, get_task
 from distilbert_catalog.tasks.base import cross_entropy, soft_target_loss
 from distilbert_catalog.tiny import with_task_head
+from distilbert_catalog.tracking import child_env
 
 from distilbert_catalog.serving import SCORE_SCRIPT
 from distilbert_catalog.runner.endpoints import serve
@@ -174,16 +177,53 @@ def test_every_task_has_a_distill_component():
     assert DISTILLED == sorted(TASKS)
 
 
+#: what a user's script does with the SDK: one 1-layer student of each 2-layer tiny teacher,
+#: trained two steps, the script a fresh process (plan: task -> output folder and inputs)
+SDK_SCRIPT = """
+import json, sys
+import distilbert_catalog as dc
+for task, (out, inputs) in json.loads(sys.argv[1]).items():
+    dc.distill(task, output_dir=out, student_num_layers=1, max_steps=2, precision="fp32",
+               speed_rounds=1, **inputs)
+"""
+
+
+@pytest.fixture(scope="module")
+def distill_inputs(tiny_model, tmp_path_factory) -> dict[str, dict]:
+    """Per task: a tiny teacher with the task's head and a few rows of data (the inputs of
+    ``dc.distill`` and of the distill component)."""
+    root = tmp_path_factory.mktemp("distill-inputs")
+    inputs = {}
+    for task in DISTILLED:
+        folder = root / task
+        folder.mkdir()
+        teacher = with_task_head(tiny_model, task, folder / "teacher")
+        inputs[task] = {"teacher_model_path": str(teacher), **task_data(task, folder)}
+    return inputs
+
+
+def fresh_env(root: Path) -> dict:
+    """A child process's environment, tracking to ``root``'s own MLflow store."""
+    return {**os.environ, **child_env(root / "mlruns")}
+
+
+@pytest.fixture(scope="module")
+def sdk_distilled(distill_inputs, tmp_path_factory) -> dict[str, Path]:
+    """Every task distilled by ``dc.distill`` in one fresh process; its output folder by task."""
+    root = tmp_path_factory.mktemp("sdk-distill")
+    plan = {task: (str(root / task), inputs) for task, inputs in distill_inputs.items()}
+    done = subprocess.run([sys.executable, "-c", SDK_SCRIPT, json.dumps(plan)], cwd=root,
+                          env=fresh_env(root), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {task: Path(out) for task, (out, _) in plan.items()}
+
+
 @pytest.mark.parametrize("task", DISTILLED)
-def test_distil_every_task_through_the_sdk(task, tiny_model, tmp_path):
-    """The SDK call: a 1-layer student of the 2-layer tiny teacher, trained two steps; its
-    report and its MLflow model, which answers the task's request."""
-    teacher = with_task_head(tiny_model, task, tmp_path / "teacher")
-    inputs = task_data(task, tmp_path)
-    result = dc.distill(task, output_dir=tmp_path / "out", teacher_model_path=str(teacher),
-                        student_num_layers=1, max_steps=2, precision="fp32", speed_rounds=1,
-                        **inputs)
-    record = read_metrics(tmp_path / "out" / "metrics")
+def test_distil_every_task_through_the_sdk(task, sdk_distilled):
+    """The SDK call, from a user's script: the student's report and its MLflow model, which
+    answers the task's request."""
+    out = sdk_distilled[task]
+    record = read_metrics(out / "metrics")
     report = record["details"]["distillation"]
     assert record["stage"] == "distillation" and record["task"] == task
     assert report["student"]["layers"] == 1 and report["teacher"]["layers"] == 2
@@ -197,12 +237,83 @@ def test_distil_every_task_through_the_sdk(task, tiny_model, tmp_path):
     assert report["speed_ratio"] > 0 and report["cpu"]["model"]
     assert record["config"]["teacher_outputs_cached"] is get_task(task).distill_inputs_fixed
     assert record["config"]["transfer_examples"] == TRANSFER_ROWS.get(task, 0)
-    predictor = dc.load_model(result.mlflow_model_dir)
+    predictor = dc.load_model(out / "mlflow_model_folder")
     assert predictor.task.name == task
     assert predictor.model.config.n_layers == 1
     request = get_task(task).example_request()
     answers = predictor.predict([dict(zip(request, v)) for v in zip(*request.values())])
     assert len(answers) == len(next(iter(request.values())))
+
+
+#: the distill components the shipped pipelines do not run (distill-emotion.yaml runs text
+#: classification's, distill-qa.yaml question answering's)
+NOT_IN_A_SHIPPED_PIPELINE = [t for t in DISTILLED
+                             if t not in ("text-classification", "question-answering")]
+
+
+def test_every_other_distill_component_yaml_runs_through_the_local_runner(distill_inputs,
+                                                                            tmp_path):
+    """The distill components no shipped pipeline runs, as a user composes them: a pipeline YAML
+    of one step per component (`distilbert-catalog run`, a fresh process; each step started as
+    Azure ML starts it), on the tiny teachers: each step's student, report and MLflow model."""
+    from distilbert_catalog.api import component_for
+
+    jobs = {}
+    for task in NOT_IN_A_SHIPPED_PIPELINE:
+        folders = {k: {"type": "uri_folder", "path": v}
+                   for k, v in distill_inputs[task].items()}
+        jobs[f"distill_{task.replace('-', '_')}"] = {
+            "type": "command", "component": str(REPO / component_for("distill", task).path),
+            "inputs": {**folders, "student_num_layers": 1, "max_steps": 2, "precision": "fp32",
+                       "speed_rounds": 1}}
+    pipeline = tmp_path / "distill-every-task.yaml"
+    pipeline.write_text(yaml.safe_dump({
+        "$schema": "https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json",
+        "type": "pipeline", "jobs": jobs}))
+    argv = [str(Path(sys.executable).parent / "distilbert-catalog"), "run", str(pipeline),
+            "--output-dir", str(tmp_path / "out")]
+    done = subprocess.run(argv, env=fresh_env(tmp_path), capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    for step, task in zip(jobs, NOT_IN_A_SHIPPED_PIPELINE):
+        record = read_metrics(tmp_path / "out" / step / "metrics")
+        assert record["stage"] == "distillation" and record["task"] == task
+        assert record["details"]["distillation"]["student"]["layers"] == 1
+        student = json.loads((tmp_path / "out" / step / "pytorch_model_folder" / "config.json")
+                             .read_text())
+        assert student["n_layers"] == 1
+        assert (tmp_path / "out" / step / "mlflow_model_folder" / "MLmodel").exists()
+
+
+def test_distill_qa_pipeline_runs_as_users_run_it(tiny_model, tmp_path):
+    """pipelines/distill-qa.yaml through the local runner (a fresh process, each step too), a
+    fraction of an epoch on the tiny model: both evaluations, the card's "Distilled from"
+    section, and the student answering the catalog's QA request under azmlinfsrv."""
+    argv = [str(Path(sys.executable).parent / "distilbert-catalog"), "run",
+            str(REPO / "pipelines" / "distill-qa.yaml"), "--set", f"model_name={tiny_model}",
+            "--set", "num_train_epochs=0.05", "--set", "distill_epochs=0.05",
+            "--set", "student_num_layers=1", "--set", "precision=fp32",
+            "--set", "max_seq_length=128", "--set", "doc_stride=32",  # as the notebooks' knobs
+            "--output-dir", str(tmp_path)]
+    done = subprocess.run(argv, env=fresh_env(tmp_path), capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    record = read_metrics(tmp_path / "distill" / "metrics")
+    d = record["details"]["distillation"]
+    assert record["task"] == "question-answering" and d["student"]["layers"] == 1
+    student_eval = read_metrics(tmp_path / "evaluate_student" / "evaluation_result")
+    teacher_eval = read_metrics(tmp_path / "evaluate_teacher" / "evaluation_result")
+    assert d["examples"] == student_eval["n_examples"] == teacher_eval["n_examples"]
+    assert d["student"]["metric"] == pytest.approx(student_eval["metrics"]["f1"])
+    card = (tmp_path / "model_card" / "model_card" / "README.md").read_text()
+    assert "## Distilled from" in card and f"evaluates {d['speed_ratio']:.2f}× as fast" in card
+    question, context = "Where do penguins live?", "Most penguins live in the Southern Hemisphere."
+    with serve(SCORE_SCRIPT, tmp_path / "distill" / "mlflow_model_folder") as server:
+        status, body = server.invoke({"inputs": {"question": [question],
+                                                 "context": [context]}})
+    assert status == 200, body
+    assert [set(answer) for answer in body] == [{"score", "start", "end", "answer"}]
+    assert body[0]["answer"] == context[body[0]["start"]:body[0]["end"]]
 
 
 def test_a_teacher_of_another_task_is_refused_before_training(tiny_model, tmp_path):
