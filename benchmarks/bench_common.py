@@ -6,6 +6,7 @@
 * the texts (mixed-length sentences from the bundled samples) and the models (the pretrained
   offline DistilBERT with a task head, or a DistilBERT-base-sized model with random weights and
   the real 30,522-token uncased vocabulary) the benchmarks run on;
+* :func:`spread` - mean, spread and range of per-seed figures;
 * :func:`write_result` - the JSON file, by default ``benchmarks/results/<name>.json``.
 """
 
@@ -127,6 +128,13 @@ def print_summary(summary: dict, baseline: str, unit: str) -> None:
             line += (f"  ratio {s['ratio_median']:.2f}x "
                      f"(per round {s['ratio_min']:.2f}-{s['ratio_max']:.2f})")
         print(line)
+
+
+def spread(values: list[float]) -> dict:
+    """Mean, sample standard deviation (0 for one value), min, max and the values themselves."""
+    return {"mean": statistics.mean(values),
+            "stdev": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "min": min(values), "max": max(values), "runs": values}
 
 
 def write_result(result: dict, output: str | Path | None, name: str) -> Path:

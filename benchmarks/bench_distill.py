@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_common import interleaved, print_summary, write_result  # noqa: E402
+from bench_common import interleaved, print_summary, spread, write_result  # noqa: E402
 
 LABELS = "sadness,joy,love,anger,fear,surprise"
 CONFIGS = {"kd": {}, "ce": {"alpha_ce": 0.0, "alpha_task": 1.0},
@@ -113,12 +112,6 @@ def accuracy(model_dir, data_dir: Path) -> float:
                              test_data=str(data_dir), label_names=LABELS, backend="fp32",
                              output_dir=tmp)
     return record["metrics"]["accuracy"]
-
-
-def spread(values: list[float]) -> dict:
-    return {"mean": statistics.mean(values),
-            "stdev": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "min": min(values), "max": max(values), "runs": values}
 
 
 def main(argv=None) -> int:

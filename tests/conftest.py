@@ -104,7 +104,7 @@ SPREAD = {"test_notebooks.py", "test_cli_samples.py"}
 #: figure only reorders; a unit not named here starts after these, in collection order)
 MEASURED_S = {
     "tests/test_ddp.py": 104,
-    "tests/test_benchmarks.py": 100,
+    "tests/test_benchmarks.py": 110,
     "tests/tasks/text_pair_classification/test_text_pair_end_to_end.py": 98,
     "tests/serving/test_batch.py": 89,
     "tests/test_distillation.py": 100,

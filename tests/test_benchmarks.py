@@ -121,3 +121,23 @@ def test_bench_distill_reports_teacher_students_and_speed(emotion_model, tiny_mo
     assert report["layers_from_teacher"] == [1, 3, 5]
     assert report["speed"]["student"]["ratio_median"] > 0
     assert "student requests/s:" in done.stdout and "kept" in done.stdout
+
+
+def test_bench_distill_ner_fine_tunes_a_teacher_and_reports_what_students_keep(tiny_model,
+                                                                                tmp_path):
+    """The NER distillation benchmark end to end on the tiny model (mechanics: one step each):
+    the teacher fine-tuned by the pipeline's recipe, the transfer set checked against the test
+    split's entities, one student of the configuration with the most moving parts."""
+    out = tmp_path / "distill-ner.json"
+    done = run_script("bench_distill_ner.py", "--base-model", str(tiny_model), "--layers", "1",
+                      "--seeds", "1", "--max-steps", "1", "--transfer-rows", "16",
+                      "--speed-rounds", "1", "--configs", "kd+transfer+cos", "--output", str(out))
+    report = json.loads(out.read_text())
+    assert report["transfer_rows"] == 16 and report["transfer_rows_with_test_entities"] == 0
+    assert report["settings"]["recipe"]["learning_rate"] == 0.0003  # the pipeline's
+    assert report["layers_from_teacher"] == [1]
+    (config,) = report["configs"].values()
+    assert len(config["f1"]["runs"]) == len(config["precision"]) == 1
+    assert 0 <= config["f1"]["mean"] <= 1 and config["speed_ratio"]["mean"] > 0
+    assert config["kept"]["runs"] == [pytest.approx(config["f1"]["mean"] / report["teacher_f1"])]
+    assert "kd+transfer+cos seed 0: test entity F1" in done.stdout

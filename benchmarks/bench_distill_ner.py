@@ -1,0 +1,180 @@
+"""NER distillation on the bundled CoNLL-2003 sample: which recipe keeps the teacher's entity F1?
+
+From one teacher (``--teacher``, or the pretrained offline DistilBERT fine-tuned here by the NER
+pipeline's own recipe, read from ``pipelines/named-entity-recognition.yaml``), a student of
+``--layers`` layers per configuration, over ``--seeds`` seeds, with the same recipe:
+
+* ``kd``: soft targets on each word's first sub-token plus the task loss (0.5 / 0.5 at T = 2),
+  on the 1,848 labelled sentences;
+* ``kd+transfer``: the same plus a transfer set the teacher labels: the distinct sentences of the
+  bundled SQuAD sample's contexts, as word tokens (full of names; how many of them contain a
+  test-split entity is checked and printed);
+* ``kd+transfer+cos``: the same plus the cosine between the teacher's and the student's last
+  hidden states on every token (``alpha_cos`` 1, DistilBERT's third loss);
+* ``kd+transfer+T1``: temperature 1 instead of 2; ``kd+transfer+layers024``: the student starts
+  from teacher layers 0, 2, 4 instead of 1, 3, 5.
+
+Each student is scored by entity F1 on the test split (120 sentences, entities training never
+saw) against the teacher's, mean ± sample standard deviation and min-max over the seeds; speed is
+the distill component's own measurement (teacher and student evaluated in interleaved rounds on
+this CPU, fp32). Training runs at the recipe's ``precision: auto`` (what it chose is recorded per
+run: bf16 where a bf16 step measured faster here). The CPU is recorded with the figures.
+
+    nice -n 10 python benchmarks/bench_distill_ner.py --configs kd+transfer,kd+transfer+cos
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_common import spread, write_result  # noqa: E402
+
+PIPELINE = Path(__file__).resolve().parents[1] / "pipelines" / "named-entity-recognition.yaml"
+#: the pipeline inputs that are the fine-tuning recipe, shared by the teacher and every student
+RECIPE_KEYS = ("num_train_epochs", "learning_rate", "per_device_train_batch_size",
+               "warmup_ratio", "max_seq_length", "stride")
+TRANSFER = {"transfer": True}
+CONFIGS = {"kd": {}, "kd+transfer": TRANSFER,
+           "kd+transfer+cos": {**TRANSFER, "alpha_cos": 1.0},
+           "kd+transfer+T1": {**TRANSFER, "temperature": 1.0},
+           "kd+transfer+layers024": {**TRANSFER, "student_layers": "0,2,4"}}
+WORD = re.compile(r"\w+(?:[-']\w+)*|[^\w\s]")
+
+
+def pipeline_recipe() -> tuple[dict, str]:
+    inputs = yaml.safe_load(PIPELINE.read_text())["inputs"]
+    return {key: inputs[key] for key in RECIPE_KEYS}, inputs["label_names"]
+
+
+def read_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def entities(rows: list[dict], labels: list[str]) -> set[str]:
+    """Every entity of ``rows`` (CoNLL tags as ids) as its words joined by spaces."""
+    found, words = set(), []
+    for row in rows:
+        for token, tag in [*zip(row["tokens"], row["ner_tags"]), ("", 0)]:
+            name = labels[tag]
+            if words and not name.startswith("I-"):
+                found.add(" ".join(words))
+                words = []
+            if name != "O" and token:
+                words.append(token)
+    return found
+
+
+def transfer_folder(out: Path, limit: int | None) -> tuple[Path, int]:
+    """The SQuAD sample's distinct context sentences as word tokens (``transfer.jsonl``), and
+    how many there are."""
+    from distilbert_catalog.samples import sample_dir
+    from distilbert_catalog.samples.markup import write_jsonl
+
+    seen, rows = set(), []
+    for row in read_rows(sample_dir() / "squad_v2" / "train.jsonl"):
+        for sentence in re.split(r"(?<=[.!?])\s+", row["context"]):
+            if sentence and sentence not in seen:
+                seen.add(sentence)
+                rows.append({"tokens": WORD.findall(sentence)})
+    rows = rows[:limit]
+    folder = out / "transfer"
+    folder.mkdir(parents=True, exist_ok=True)
+    write_jsonl(folder / "transfer.jsonl", rows)
+    return folder, len(rows)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--teacher", default=None,
+                        help="a fine-tuned NER model (default: fine-tune --base-model here)")
+    parser.add_argument("--base-model", default=None,
+                        help="the teacher's starting model (default: the pretrained offline "
+                             "DistilBERT)")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--layers", type=int, default=3)
+    parser.add_argument("--transfer-rows", type=int, default=None, help="(default: all)")
+    parser.add_argument("--max-steps", type=int, default=-1, help="(tests) stop each run early")
+    parser.add_argument("--configs", default="kd+transfer,kd+transfer+cos")
+    parser.add_argument("--speed-rounds", type=int, default=3)
+    parser.add_argument("--output", default=None)
+    args = parser.parse_args(argv)
+
+    import distilbert_catalog as dc
+    from distilbert_catalog.samples import sample_dir
+
+    conll = sample_dir() / "conll2003"
+    recipe, label_names = pipeline_recipe()
+    recipe["max_steps"] = args.max_steps
+    work = Path(tempfile.mkdtemp(prefix="bench-distill-ner-"))
+    started = time.monotonic()
+    teacher = args.teacher
+    if teacher is None:
+        from distilbert_catalog.pretrained import pretrained_distilbert
+
+        teacher = str(dc.finetune("token-classification", output_dir=work / "teacher",
+                                  model_name=str(args.base_model or pretrained_distilbert()),
+                                  train_data=str(conll), label_names=label_names, seed=42,
+                                  **recipe).model_dir)
+    transfer, transfer_rows = transfer_folder(work, args.transfer_rows)
+    test_entities = entities(read_rows(conll / "test.jsonl"), label_names.split(","))
+    overlap = sum(any(f" {e} " in f" {' '.join(row['tokens'])} " for e in test_entities)
+                  for row in read_rows(transfer / "transfer.jsonl"))
+    print(f"transfer set: {transfer_rows} sentences, {overlap} with a test-split entity "
+          f"(of {len(test_entities)})", flush=True)
+    result: dict = {"settings": {**vars(args), "recipe": recipe}, "teacher_model": teacher,
+                    "transfer_rows": transfer_rows, "transfer_rows_with_test_entities": overlap,
+                    "configs": {}}
+    for name in args.configs.split(","):
+        options = dict(CONFIGS[name])
+        use_transfer = options.pop("transfer", False)
+        runs: dict[str, list] = {"f1": [], "kept": [], "speed_ratio": [], "latency_ratio": [],
+                                 "seconds": [], "precision": []}
+        for seed in range(args.seeds):
+            t0 = time.monotonic()
+            distilled = dc.distill(
+                "token-classification", output_dir=work / f"{name}-{seed}",
+                teacher_model_path=teacher, train_data=str(conll), test_data=str(conll),
+                test_split="test", label_names=label_names,
+                transfer_data=str(transfer) if use_transfer else None,
+                student_num_layers=args.layers, seed=seed, speed_rounds=args.speed_rounds,
+                **recipe, **options)
+            report = distilled.report
+            config = json.loads((distilled.metrics_dir / "metrics.json").read_text())["config"]
+            runs["precision"].append(config["precision_resolved"])
+            result["teacher_f1"] = report["teacher"]["metric"]
+            result["layers_from_teacher"] = report["student"]["layers_from_teacher"]
+            runs["f1"].append(report["student"]["metric"])
+            for key in ("kept", "speed_ratio", "latency_ratio"):
+                runs[key].append(report[key])
+            runs["seconds"].append(time.monotonic() - t0)
+            print(f"{name} seed {seed}: test entity F1 {runs['f1'][-1]:.3f} (teacher "
+                  f"{result['teacher_f1']:.3f}, kept {runs['kept'][-1]:.1%}), "
+                  f"{runs['speed_ratio'][-1]:.2f}x ({runs['seconds'][-1]:.0f}s)", flush=True)
+        precision = runs.pop("precision")
+        result["configs"][name] = {**{key: spread(values) for key, values in runs.items()},
+                                   "precision": precision}
+        write_result(result, args.output, "distill-ner")  # partial results kept
+    result["seconds"] = time.monotonic() - started
+
+    print(f"\nteacher test entity F1 {result['teacher_f1']:.3f}; {args.layers}-layer students, "
+          f"mean ± sd over {args.seeds} seeds:")
+    for name, r in result["configs"].items():
+        print(f"  {name:22} F1 {r['f1']['mean']:.3f} ± {r['f1']['stdev']:.3f} "
+              f"({r['f1']['min']:.3f}-{r['f1']['max']:.3f})   kept {r['kept']['mean']:.1%}   "
+              f"{r['speed_ratio']['mean']:.2f}x the teacher's sentences/s")
+    write_result(result, args.output, "distill-ner")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
