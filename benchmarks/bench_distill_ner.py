@@ -12,7 +12,11 @@ pipeline's own recipe, read from ``pipelines/named-entity-recognition.yaml``), a
 * ``kd+transfer+cos``: the same plus the cosine between the teacher's and the student's last
   hidden states on every token (``alpha_cos`` 1, DistilBERT's third loss);
 * ``kd+transfer+T1``: temperature 1 instead of 2; ``kd+transfer+layers024``: the student starts
-  from teacher layers 0, 2, 4 instead of 1, 3, 5.
+  from teacher layers 0, 2, 4 instead of 1, 3, 5;
+* ``kd+swapped``: the transfer set plus one copy of every training sentence with each person,
+  organisation and place replaced by one of the SQuAD sample generator's names of that kind
+  (entity-swap augmentation: the training sentences' contexts around names the teacher labels,
+  never seen with gold labels), unlabelled like the rest.
 
 Each student is scored by entity F1 on the test split (120 sentences, entities training never
 saw) against the teacher's, mean ± sample standard deviation and min-max over the seeds; speed is
@@ -43,8 +47,8 @@ PIPELINE = Path(__file__).resolve().parents[1] / "pipelines" / "named-entity-rec
 #: the pipeline inputs that are the fine-tuning recipe, shared by the teacher and every student
 RECIPE_KEYS = ("num_train_epochs", "learning_rate", "per_device_train_batch_size",
                "warmup_ratio", "max_seq_length", "stride")
-TRANSFER = {"transfer": True}
-CONFIGS = {"kd": {}, "kd+transfer": TRANSFER,
+TRANSFER = {"transfer": "sentences"}
+CONFIGS = {"kd": {}, "kd+transfer": TRANSFER, "kd+swapped": {"transfer": "swapped"},
            "kd+transfer+cos": {**TRANSFER, "alpha_cos": 1.0},
            "kd+transfer+T1": {**TRANSFER, "temperature": 1.0},
            "kd+transfer+layers024": {**TRANSFER, "student_layers": "0,2,4"}}
@@ -74,11 +78,9 @@ def entities(rows: list[dict], labels: list[str]) -> set[str]:
     return found
 
 
-def transfer_folder(out: Path, limit: int | None) -> tuple[Path, int]:
-    """The SQuAD sample's distinct context sentences as word tokens (``transfer.jsonl``), and
-    how many there are."""
+def context_sentences(limit: int | None) -> list[dict]:
+    """The SQuAD sample's distinct context sentences as word tokens."""
     from distilbert_catalog.samples import sample_dir
-    from distilbert_catalog.samples.markup import write_jsonl
 
     seen, rows = set(), []
     for row in read_rows(sample_dir() / "squad_v2" / "train.jsonl"):
@@ -86,11 +88,39 @@ def transfer_folder(out: Path, limit: int | None) -> tuple[Path, int]:
             if sentence and sentence not in seen:
                 seen.add(sentence)
                 rows.append({"tokens": WORD.findall(sentence)})
-    rows = rows[:limit]
-    folder = out / "transfer"
+    return rows[:limit]
+
+
+def swapped_sentences(rows: list[dict], labels: list[str], seed: int) -> list[dict]:
+    """Each of ``rows`` once more, every PER, ORG and LOC entity replaced by a generated name of
+    that kind (the SQuAD sample generator's people, companies and cities); tags dropped."""
+    import random
+
+    from distilbert_catalog.samples.generate import CITY_A, CITY_B, CO_A, CO_B, FIRST, LAST
+
+    names = {"PER": [f"{a} {b}" for a in FIRST for b in LAST],
+             "ORG": [f"{a} {b}" for a in CO_A for b in CO_B],
+             "LOC": [a + b for a in CITY_A for b in CITY_B]}
+    rng, out = random.Random(seed), []
+    for row in rows:
+        tokens = []
+        for token, tag in zip(row["tokens"], row["ner_tags"]):
+            kind = labels[tag][2:]
+            if kind not in names:
+                tokens.append(token)
+            elif labels[tag].startswith("B-"):
+                tokens.extend(rng.choice(names[kind]).split())
+        out.append({"tokens": tokens})
+    return out
+
+
+def transfer_folder(out: Path, name: str, rows: list[dict]) -> Path:
+    from distilbert_catalog.samples.markup import write_jsonl
+
+    folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
     write_jsonl(folder / "transfer.jsonl", rows)
-    return folder, len(rows)
+    return folder
 
 
 def main(argv=None) -> int:
@@ -125,18 +155,24 @@ def main(argv=None) -> int:
                                   model_name=str(args.base_model or pretrained_distilbert()),
                                   train_data=str(conll), label_names=label_names, seed=42,
                                   **recipe).model_dir)
-    transfer, transfer_rows = transfer_folder(work, args.transfer_rows)
-    test_entities = entities(read_rows(conll / "test.jsonl"), label_names.split(","))
-    overlap = sum(any(f" {e} " in f" {' '.join(row['tokens'])} " for e in test_entities)
-                  for row in read_rows(transfer / "transfer.jsonl"))
-    print(f"transfer set: {transfer_rows} sentences, {overlap} with a test-split entity "
-          f"(of {len(test_entities)})", flush=True)
+    labels = label_names.split(",")
+    sentences = context_sentences(args.transfer_rows)
+    swapped = swapped_sentences(read_rows(conll / "train.jsonl")[:args.transfer_rows], labels, 0)
+    transfers = {"sentences": sentences, "swapped": sentences + swapped}
+    test_entities = entities(read_rows(conll / "test.jsonl"), labels)
     result: dict = {"settings": {**vars(args), "recipe": recipe}, "teacher_model": teacher,
-                    "transfer_rows": transfer_rows, "transfer_rows_with_test_entities": overlap,
-                    "configs": {}}
+                    "transfer_rows": {}, "transfer_rows_with_test_entities": {}, "configs": {}}
+    for name, rows in transfers.items():
+        overlap = sum(any(f" {e} " in f" {' '.join(row['tokens'])} " for e in test_entities)
+                      for row in rows)
+        result["transfer_rows"][name] = len(rows)
+        result["transfer_rows_with_test_entities"][name] = overlap
+        print(f"transfer set {name}: {len(rows)} sentences, {overlap} with a test-split entity "
+              f"(of {len(test_entities)})", flush=True)
+        transfers[name] = transfer_folder(work, name, rows)
     for name in args.configs.split(","):
         options = dict(CONFIGS[name])
-        use_transfer = options.pop("transfer", False)
+        transfer = transfers.get(options.pop("transfer", None))
         runs: dict[str, list] = {"f1": [], "kept": [], "speed_ratio": [], "latency_ratio": [],
                                  "seconds": [], "precision": []}
         for seed in range(args.seeds):
@@ -145,7 +181,7 @@ def main(argv=None) -> int:
                 "token-classification", output_dir=work / f"{name}-{seed}",
                 teacher_model_path=teacher, train_data=str(conll), test_data=str(conll),
                 test_split="test", label_names=label_names,
-                transfer_data=str(transfer) if use_transfer else None,
+                transfer_data=str(transfer) if transfer else None,
                 student_num_layers=args.layers, seed=seed, speed_rounds=args.speed_rounds,
                 **recipe, **options)
             report = distilled.report

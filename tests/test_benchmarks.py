@@ -126,18 +126,42 @@ def test_bench_distill_reports_teacher_students_and_speed(emotion_model, tiny_mo
 def test_bench_distill_ner_fine_tunes_a_teacher_and_reports_what_students_keep(tiny_model,
                                                                                 tmp_path):
     """The NER distillation benchmark end to end on the tiny model (mechanics: one step each):
-    the teacher fine-tuned by the pipeline's recipe, the transfer set checked against the test
-    split's entities, one student of the configuration with the most moving parts."""
+    the teacher fine-tuned by the pipeline's recipe, the transfer sets checked against the test
+    split's entities, one student of each configuration with its own moving parts (the
+    entity-swapped transfer set; the hidden-state cosine)."""
     out = tmp_path / "distill-ner.json"
     done = run_script("bench_distill_ner.py", "--base-model", str(tiny_model), "--layers", "1",
                       "--seeds", "1", "--max-steps", "1", "--transfer-rows", "16",
-                      "--speed-rounds", "1", "--configs", "kd+transfer+cos", "--output", str(out))
+                      "--speed-rounds", "1", "--configs", "kd+swapped,kd+transfer+cos",
+                      "--output", str(out))
     report = json.loads(out.read_text())
-    assert report["transfer_rows"] == 16 and report["transfer_rows_with_test_entities"] == 0
+    # the context sentences, then those plus the first 16 training sentences with names swapped
+    assert report["transfer_rows"] == {"sentences": 16, "swapped": 32}
+    assert report["transfer_rows_with_test_entities"]["sentences"] == 0
     assert report["settings"]["recipe"]["learning_rate"] == 0.0003  # the pipeline's
     assert report["layers_from_teacher"] == [1]
-    (config,) = report["configs"].values()
-    assert len(config["f1"]["runs"]) == len(config["precision"]) == 1
-    assert 0 <= config["f1"]["mean"] <= 1 and config["speed_ratio"]["mean"] > 0
-    assert config["kept"]["runs"] == [pytest.approx(config["f1"]["mean"] / report["teacher_f1"])]
-    assert "kd+transfer+cos seed 0: test entity F1" in done.stdout
+    assert set(report["configs"]) == {"kd+swapped", "kd+transfer+cos"}
+    for name, config in report["configs"].items():
+        assert len(config["f1"]["runs"]) == len(config["precision"]) == 1
+        assert 0 <= config["f1"]["mean"] <= 1 and config["speed_ratio"]["mean"] > 0
+        assert config["kept"]["runs"] == [
+            pytest.approx(config["f1"]["mean"] / report["teacher_f1"])]
+        assert f"{name} seed 0: test entity F1" in done.stdout
+
+
+def test_entity_swap_replaces_every_person_organisation_and_place():
+    sys.path.insert(0, str(BENCHMARKS))
+    from bench_distill_ner import swapped_sentences
+
+    labels = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
+    row = {"tokens": ["Ada", "Lindqvist", "joined", "the", "Bank", "of", "England", "in",
+                      "London", "on", "Easter", "Monday", "."],
+           "ner_tags": [1, 2, 0, 0, 3, 4, 4, 0, 5, 0, 7, 8, 0]}
+    (swapped,) = swapped_sentences([row], labels, seed=0)
+    words = swapped["tokens"]
+    assert set(swapped) == {"tokens"}  # unlabelled: the teacher labels it
+    assert words[2:4] == ["joined", "the"] and words[-4:] == ["on", "Easter", "Monday", "."]
+    text = " ".join(words)
+    assert not {"Ada", "Lindqvist", "Bank", "England", "London"} & set(words), text
+    # a generated person (two words) and company (two words), then "in", a one-word city
+    assert len(words) == 2 + 2 + 2 + 1 + 1 + 4 and words[6] == "in", text
