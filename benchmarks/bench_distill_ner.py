@@ -65,17 +65,12 @@ def read_rows(path: Path) -> list[dict]:
 
 
 def entities(rows: list[dict], labels: list[str]) -> set[str]:
-    """Every entity of ``rows`` (CoNLL tags as ids) as its words joined by spaces."""
-    found, words = set(), []
-    for row in rows:
-        for token, tag in [*zip(row["tokens"], row["ner_tags"]), ("", 0)]:
-            name = labels[tag]
-            if words and not name.startswith("I-"):
-                found.add(" ".join(words))
-                words = []
-            if name != "O" and token:
-                words.append(token)
-    return found
+    """Every entity of ``rows`` (CoNLL tags as ids) as its words joined by spaces (the spans
+    seqeval's scorer reads)."""
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    return {" ".join(row["tokens"][start:end + 1]) for row in rows
+            for _, start, end in get_entities([labels[tag] for tag in row["ner_tags"]])}
 
 
 def context_sentences(limit: int | None) -> list[dict]:
