@@ -6,7 +6,8 @@
 * the texts (mixed-length sentences from the bundled samples) and the models (the pretrained
   offline DistilBERT with a task head, or a DistilBERT-base-sized model with random weights and
   the real 30,522-token uncased vocabulary) the benchmarks run on;
-* :func:`spread` - mean, spread and range of per-seed figures;
+* :func:`spread` - mean, spread and range of per-seed figures; :func:`transfer_set` - a
+  distillation transfer folder;
 * :func:`write_result` - the JSON file, by default ``benchmarks/results/<name>.json``.
 """
 
@@ -135,6 +136,15 @@ def spread(values: list[float]) -> dict:
     return {"mean": statistics.mean(values),
             "stdev": statistics.stdev(values) if len(values) > 1 else 0.0,
             "min": min(values), "max": max(values), "runs": values}
+
+
+def transfer_set(folder: Path, rows: list[dict]) -> Path:
+    """``folder`` holding ``rows`` as ``transfer.jsonl``, the distill component's transfer_data."""
+    from distilbert_catalog.samples.markup import write_jsonl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    write_jsonl(folder / "transfer.jsonl", rows)
+    return folder
 
 
 def write_result(result: dict, output: str | Path | None, name: str) -> Path:

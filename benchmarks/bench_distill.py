@@ -33,20 +33,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_common import interleaved, print_summary, spread, write_result  # noqa: E402
+from bench_common import (interleaved, print_summary, spread, transfer_set,  # noqa: E402
+                          write_result)
 
 LABELS = "sadness,joy,love,anger,fear,surprise"
 CONFIGS = {"kd": {}, "ce": {"alpha_ce": 0.0, "alpha_task": 1.0},
            "kd+transfer": {"transfer": "sentences"}, "kd+augmented": {"transfer": "augmented"}}
-
-
-def transfer_set(folder: Path, rows: list[dict]) -> Path:
-    """``folder`` holding ``rows`` as ``transfer.jsonl``, the distill component's transfer_data."""
-    from distilbert_catalog.samples.markup import write_jsonl
-
-    folder.mkdir(parents=True, exist_ok=True)
-    write_jsonl(folder / "transfer.jsonl", rows)
-    return folder
 
 
 def transfer_folder(out: Path, limit: int) -> Path:

@@ -41,7 +41,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_common import spread, write_result  # noqa: E402
+from bench_common import spread, transfer_set, write_result  # noqa: E402
 
 PIPELINE = Path(__file__).resolve().parents[1] / "pipelines" / "named-entity-recognition.yaml"
 #: the pipeline inputs that are the fine-tuning recipe, shared by the teacher and every student
@@ -109,15 +109,6 @@ def swapped_sentences(rows: list[dict], labels: list[str], seed: int) -> list[di
     return out
 
 
-def transfer_folder(out: Path, name: str, rows: list[dict]) -> Path:
-    from distilbert_catalog.samples.markup import write_jsonl
-
-    folder = out / name
-    folder.mkdir(parents=True, exist_ok=True)
-    write_jsonl(folder / "transfer.jsonl", rows)
-    return folder
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--teacher", default=None,
@@ -151,21 +142,25 @@ def main(argv=None) -> int:
                                   train_data=str(conll), label_names=label_names, seed=42,
                                   **recipe).model_dir)
     labels = label_names.split(",")
-    sentences = context_sentences(args.transfer_rows)
-    swapped = swapped_sentences(read_rows(conll / "train.jsonl")[:args.transfer_rows], labels, 0)
-    transfers = {"sentences": sentences, "swapped": sentences + swapped}
+    configs = args.configs.split(",")
+    wanted = {CONFIGS[name].get("transfer") for name in configs} - {None}
     test_entities = entities(read_rows(conll / "test.jsonl"), labels)
     result: dict = {"settings": {**vars(args), "recipe": recipe}, "teacher_model": teacher,
                     "transfer_rows": {}, "transfer_rows_with_test_entities": {}, "configs": {}}
-    for name, rows in transfers.items():
+    transfers = {}
+    for name in sorted(wanted):
+        rows = context_sentences(args.transfer_rows)
+        if name == "swapped":
+            rows += swapped_sentences(read_rows(conll / "train.jsonl")[:args.transfer_rows],
+                                      labels, seed=0)
         overlap = sum(any(f" {e} " in f" {' '.join(row['tokens'])} " for e in test_entities)
                       for row in rows)
         result["transfer_rows"][name] = len(rows)
         result["transfer_rows_with_test_entities"][name] = overlap
         print(f"transfer set {name}: {len(rows)} sentences, {overlap} with a test-split entity "
               f"(of {len(test_entities)})", flush=True)
-        transfers[name] = transfer_folder(work, name, rows)
-    for name in args.configs.split(","):
+        transfers[name] = transfer_set(work / name, rows)
+    for name in configs:
         options = dict(CONFIGS[name])
         transfer = transfers.get(options.pop("transfer", None))
         runs: dict[str, list] = {"f1": [], "kept": [], "speed_ratio": [], "latency_ratio": [],
